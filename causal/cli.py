@@ -1,0 +1,211 @@
+"""Command line: ``causal run | validate | schema | list | simulate``.
+
+Imports are lazy so ``causal --help`` answers at once. Errors in the user's spec or data print
+one or two lines, without a traceback (``--debug`` shows it), and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Measure what a service change brought, in money, with honest uncertainty.
+
+An experiment spec (experiments/NAME.yaml) names the intervention, the units, the treatment,
+the outcomes, the data sources and how money is counted. `causal run` joins the data, checks
+the design, estimates the effect, prices it and renders reports/NAME/index.html.
+"""
+
+EPILOG = """\
+examples:
+  causal run experiments/extended_warranty_pilot.yaml     estimate and render the report
+  causal validate experiments/lalonde_nsw_experiment.yaml check spec and data, estimate nothing
+  causal schema > spec.schema.json                        JSON Schema for editor completion
+  causal list                                             experiments and their latest reports
+  causal simulate extended_warranty_pilot --out data/w    write the simulated silos as files
+
+exit codes: 0 ok, 2 bad spec, data or input (message says what to fix), 1 unexpected error.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``causal`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from causal.errors import CausalError
+
+    try:
+        return args.handler(args)
+    except CausalError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was replaced", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="causal", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.set_defaults(command=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="validate, estimate, price and render the report",
+        description="Validate the spec and its data, run the design's checks and estimators, "
+                    "turn the effect into money and write REPORTS/NAME/{results.json,index.html}. "
+                    "The previous report is replaced only when the new one is complete.")
+    run.add_argument("spec", type=Path, help="experiment spec, e.g. experiments/NAME.yaml")
+    run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                     help="folder that holds the report folders (default: reports)")
+    run.add_argument("--no-report", action="store_true",
+                     help="write results.json only, skip the notebook and HTML")
+    run.set_defaults(handler=_run, command="run")
+
+    validate = sub.add_parser(
+        "validate", help="check the spec and its data without estimating",
+        description="Load the spec, join its data sources and validate the analysis table "
+                    "(unique units, 0/1 treatment, numeric outcomes, covariates present, "
+                    "missing values counted). Writes nothing.")
+    validate.add_argument("spec", type=Path, help="experiment spec")
+    validate.set_defaults(handler=_validate, command="validate")
+
+    schema = sub.add_parser("schema", help="print the spec's JSON Schema",
+                            description="Print the JSON Schema of experiment specs, for editors "
+                                        "(e.g. the YAML language server's `# yaml-language-server: "
+                                        "$schema=spec.schema.json`).")
+    schema.set_defaults(handler=_schema, command="schema")
+
+    lister = sub.add_parser("list", help="list experiments and their latest reports",
+                            description="One line per spec in the experiments folder: name, "
+                                        "design, title and the latest report's headline.")
+    lister.add_argument("--experiments", type=Path, default=Path("experiments"), metavar="DIR")
+    lister.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
+    lister.set_defaults(handler=_list, command="list")
+
+    simulate = sub.add_parser(
+        "simulate", help="write a bundled simulator's data silos as files",
+        description="Generate a simulated service pilot with known truth and write its tables "
+                    "(CRM, ERP orders, finance margins) plus truth.json into DIR.")
+    simulate.add_argument("name", help="simulator name, e.g. extended_warranty_pilot")
+    simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    simulate.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                          help="simulator parameter, e.g. n_customers=20000 (repeatable)")
+    simulate.set_defaults(handler=_simulate, command="simulate")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from causal.pipeline import analyse
+    from causal.report import resolve_notebook, write_report
+    from causal.spec import load_spec
+
+    spec = load_spec(args.spec)
+    notebook = None
+    if not args.no_report:
+        notebook = resolve_notebook(spec.report.notebook, design=spec.design.kind,
+                                    base_dir=spec.base_dir)
+    results = analyse(spec)
+    path = write_report(results, args.out / spec.name, notebook=notebook,
+                        render=not args.no_report)
+    headline = results.headline()
+    print(headline.summary().splitlines()[0])
+    if results.value is not None:
+        from causal.narrative import value_sentence
+
+        print(value_sentence(results))
+    print(f"report: {path}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from causal.data.dataset import load_dataset
+    from causal.spec import load_spec
+
+    spec = load_spec(args.spec)
+    data = load_dataset(spec)
+    missing = {c: n for c, n in data.missing.items() if n}
+    print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
+    print(f"analysis table: {data.n_units} units, {data.n_treated} treated, "
+          f"fingerprint {data.fingerprint[:12]}")
+    print("missing values: " + (", ".join(f"{c} {n}" for c, n in missing.items()) or "none"))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from causal.spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from causal.errors import CausalError
+    from causal.narrative import short_headline
+    from causal.results import load_results
+    from causal.spec import load_spec
+
+    specs = sorted(args.experiments.glob("*.yaml"))
+    if not specs:
+        print(f"no experiment specs in {args.experiments}/")
+        return 0
+    rows = [("name", "design", "latest report", "title")]
+    for path in specs:
+        try:
+            spec = load_spec(path)
+        except CausalError as exc:
+            rows.append((path.stem, "invalid", str(exc).split(": ", 2)[-1][:60], ""))
+            continue
+        results_path = args.reports / spec.name / "results.json"
+        status = "not run"
+        if results_path.is_file():
+            status = short_headline(load_results(results_path))
+        rows.append((spec.name, spec.design.kind, status, spec.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from causal.errors import SpecError
+    from causal.simulate import simulate, write_tables
+
+    params = {}
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SpecError(f"--param {item!r}: expected KEY=VALUE, e.g. n_customers=20000")
+        params[key] = _number(raw)
+    pilot = simulate(args.name, seed=args.seed, **params)
+    paths = write_tables(pilot, args.out, fmt=args.format)
+    (args.out / "truth.json").write_text(json.dumps(dict(pilot.truth), indent=2))
+    for table, path in paths.items():
+        print(f"{table}: {path}")
+    print(f"truth: {args.out / 'truth.json'}")
+    return 0
+
+
+def _number(raw: str) -> int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+if __name__ == "__main__":
+    sys.exit(main())

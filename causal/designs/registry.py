@@ -1,0 +1,18 @@
+"""Names of the designs and of their estimators, importable without numerical libraries.
+
+The spec validates against these names before any heavy module is imported; each design
+module registers its implementations under exactly these names (a test checks they agree).
+"""
+
+from __future__ import annotations
+
+AVAILABLE_DESIGNS: tuple[str, ...] = ("ab_test",)
+PLANNED_DESIGNS: tuple[str, ...] = ("did", "synthetic_control", "observational", "uplift")
+
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
+}
+DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
+}
+NEEDS_COVARIATES: frozenset[str] = frozenset({"cuped", "lin"})

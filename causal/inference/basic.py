@@ -1,0 +1,114 @@
+"""Small, exact building blocks used by the designs (each tested against statsmodels)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A two-sided confidence interval and p-value against zero."""
+
+    estimate: float
+    std_error: float
+    conf_low: float
+    conf_high: float
+    p_value: float
+    df: float = math.inf
+
+
+def interval(estimate: float, std_error: float, *, alpha: float = 0.05,
+             df: float = math.inf) -> Interval:
+    """Wald interval and two-sided p-value; Student-t with ``df`` when finite, else normal.
+
+    Examples
+    --------
+    >>> round(interval(1.96, 1.0).p_value, 3)
+    0.05
+    """
+    if not (std_error > 0 and math.isfinite(std_error)):
+        return Interval(estimate, std_error, math.nan, math.nan, math.nan, df)
+    dist = stats.t(df) if math.isfinite(df) else stats.norm()
+    crit = float(dist.ppf(1 - alpha / 2))
+    p = float(2 * dist.sf(abs(estimate / std_error)))
+    return Interval(estimate, std_error, estimate - crit * std_error,
+                    estimate + crit * std_error, p, df)
+
+
+@dataclass(frozen=True)
+class WelchDifference:
+    difference: float
+    std_error: float
+    df: float
+    treated_mean: float
+    control_mean: float
+    treated_var_mean: float  # variance of the treated mean, s1²/n1
+    control_var_mean: float
+
+
+def welch_difference(treated: np.ndarray, control: np.ndarray) -> WelchDifference:
+    """Difference in means with the unequal-variance (Welch) SE and Satterthwaite df.
+
+    Examples
+    --------
+    >>> d = welch_difference(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0]))
+    >>> round(d.difference, 3), round(d.std_error, 3)
+    (2.0, 1.291)
+    """
+    n1, n0 = len(treated), len(control)
+    if n1 < 2 or n0 < 2:
+        raise ValueError(f"each arm needs at least 2 units (treated {n1}, control {n0})")
+    v1 = float(np.var(treated, ddof=1)) / n1
+    v0 = float(np.var(control, ddof=1)) / n0
+    se = math.sqrt(v1 + v0)
+    denom = (v1**2 / (n1 - 1) + v0**2 / (n0 - 1))
+    df = (v1 + v0) ** 2 / denom if denom > 0 else math.inf
+    m1, m0 = float(np.mean(treated)), float(np.mean(control))
+    return WelchDifference(m1 - m0, se, df, m1, m0, v1, v0)
+
+
+def ratio_delta(num: float, den: float, var_num: float, var_den: float,
+                cov: float = 0.0) -> tuple[float, float]:
+    """``num/den - 1`` and its delta-method SE.
+
+    Examples
+    --------
+    >>> lift, se = ratio_delta(110.0, 100.0, 4.0, 4.0)
+    >>> round(lift, 3), round(se, 4)
+    (0.1, 0.0297)
+    """
+    ratio = num / den
+    grad = np.array([1 / den, -num / den**2])
+    cov_m = np.array([[var_num, cov], [cov, var_den]])
+    return ratio - 1.0, float(math.sqrt(grad @ cov_m @ grad))
+
+
+@dataclass(frozen=True)
+class RobustOLS:
+    params: np.ndarray
+    cov: np.ndarray
+    df_resid: float
+    names: tuple[str, ...]
+
+
+def ols_robust(y: np.ndarray, X: np.ndarray, *, names: tuple[str, ...],
+               cov_type: Literal["HC1", "HC2", "HC3"] = "HC2") -> RobustOLS:
+    """OLS with a heteroskedasticity-robust covariance (statsmodels does the algebra).
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(4), [0, 0, 1, 1]])
+    >>> fit = ols_robust(np.array([1.0, 2.0, 3.0, 5.0]), X, names=("const", "d"))
+    >>> float(fit.params[1])
+    2.5
+    """
+    import statsmodels.api as sm
+
+    res = sm.OLS(y, X).fit(cov_type=cov_type)
+    return RobustOLS(np.asarray(res.params), np.asarray(res.cov_params()),
+                     float(res.df_resid), names)

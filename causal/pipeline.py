@@ -1,0 +1,177 @@
+"""One direction, no back and forth: spec → dataset → checks → estimators → value → results."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import metadata
+
+from causal.checks import CheckResult, guarded
+from causal.data.dataset import Dataset, load_dataset
+from causal.errors import DesignError
+from causal.results import ExperimentResults, Result
+from causal.spec import Spec
+
+PRIMARY_PREFERENCE = ("lin", "cuped", "difference_in_means")
+PROVENANCE_PACKAGES = ("causal", "numpy", "pandas", "scipy", "statsmodels", "duckdb", "pydantic",
+                       "papermill", "nbconvert", "matplotlib")
+
+
+def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
+    """Run every check and estimator the spec asks for.
+
+    Parameters
+    ----------
+    spec
+        A loaded spec.
+    data
+        The validated analysis table; loaded from the spec's sources when omitted.
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))  # doctest: +SKIP
+    >>> round(res.find(outcome="re78", estimator="difference_in_means").estimate, 2)  # doctest: +SKIP
+    1794.34
+    """
+    timings: dict[str, float] = {}
+    with _timed(timings, "load_data"):
+        data = data if data is not None else load_dataset(spec)
+    from causal.designs import abtest
+
+    alpha = spec.alpha
+    with _timed(timings, "checks"):
+        checks = [
+            _sample_ratio(spec, data),
+            guarded("covariate_balance", abtest.balance_check, data,
+                    threshold=spec.design.balance_threshold),
+            guarded("missing_values", abtest.missing_check, data),
+        ]
+    with _timed(timings, "estimators"):
+        results = _estimate_all(spec, data, checks)
+    primary = _primary(spec, results)
+    with _timed(timings, "segments"):
+        segments = abtest.segment_effects(data, primary["outcome"], alpha=alpha)
+    power = tuple(abtest.power_row(r, alpha=alpha) for r in results
+                  if r.estimator in {"difference_in_means", primary["estimator"]})
+    value = _value(spec, results, primary) if spec.value is not None else None
+    return ExperimentResults(
+        experiment=_experiment_block(spec),
+        results=tuple(results),
+        primary=primary,
+        checks=tuple(checks),
+        segments=segments,
+        power=power,
+        value=value,
+        provenance=_provenance(spec, data, timings),
+    )
+
+
+def _sample_ratio(spec: Spec, data: Dataset) -> CheckResult:
+    from causal.designs.abtest import sample_ratio_check
+
+    planned = spec.design.planned_treated_share
+    if planned is None:
+        return CheckResult("sample_ratio", "n/a", "no planned split in the spec "
+                           "(design.planned_treated_share), so the arm sizes cannot be tested")
+    return guarded("sample_ratio", sample_ratio_check, data.n_treated,
+                   data.n_units - data.n_treated, planned_share=planned,
+                   alpha=spec.design.srm_alpha)
+
+
+def _estimate_all(spec: Spec, data: Dataset, checks: list[CheckResult]) -> list[Result]:
+    from causal.designs.abtest import estimate
+
+    results = []
+    for outcome in spec.outcomes:
+        for name in spec.estimator_names:
+            try:
+                results.append(estimate(name, data, outcome.column, alpha=spec.alpha))
+            except DesignError as exc:  # one estimator failing must not hide the others
+                checks.append(CheckResult(f"estimator {name} on {outcome.column}", "n/a", str(exc)))
+    if not results:
+        raise DesignError("no estimator could run on this data; see the reasons above")
+    return results
+
+
+def _primary(spec: Spec, results: list[Result]) -> dict[str, str]:
+    if spec.primary is not None:
+        return {"outcome": spec.primary.outcome, "estimator": spec.primary.estimator}
+    outcome = spec.value.outcome if spec.value else spec.outcomes[0].column
+    ran = {r.estimator for r in results if r.outcome == outcome}
+    estimator = next((n for n in PRIMARY_PREFERENCE if n in ran), None)
+    if estimator is None:
+        raise DesignError(f"no absolute-effect estimator ran on the primary outcome {outcome!r}")
+    return {"outcome": outcome, "estimator": estimator}
+
+
+def _value(spec: Spec, results: list[Result], primary: dict[str, str]) -> dict:
+    from causal.value import value_block
+
+    settings = spec.value
+    estimator = primary["estimator"]
+    by_key = {(r.outcome, r.estimator): r for r in results}
+    revenue = by_key.get((settings.outcome, estimator))
+    if revenue is None:
+        raise DesignError(f"value: no {estimator} estimate of {settings.outcome!r} to turn into money")
+    profit = None
+    if settings.profit_outcome is not None:
+        profit = by_key.get((settings.profit_outcome, estimator))
+        if profit is None:
+            raise DesignError(f"value: no {estimator} estimate of {settings.profit_outcome!r}")
+    return value_block(
+        revenue,
+        profit=profit,
+        gross_margin=settings.gross_margin,
+        population=settings.population,
+        cost_per_treated_unit=spec.intervention.cost_per_treated_unit,
+        fixed_cost=spec.intervention.fixed_cost,
+        currency=settings.currency,
+    )
+
+
+def _experiment_block(spec: Spec) -> dict:
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "question": spec.question,
+        "design": spec.design.kind,
+        "intervention": spec.intervention.model_dump(mode="json"),
+        "unit": spec.unit,
+        "treatment": spec.treatment,
+        "outcomes": [o.model_dump(mode="json") for o in spec.outcomes],
+        "covariates": list(spec.covariates),
+        "segments": list(spec.segments),
+        "alpha": spec.alpha,
+        "spec_path": str(spec.path) if spec.path else None,
+        "spec_hash": spec.spec_hash(),
+    }
+
+
+def _provenance(spec: Spec, data: Dataset, timings: dict[str, float]) -> dict:
+    versions = {}
+    for package in PROVENANCE_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "data_fingerprint": data.fingerprint,
+        "n_rows": data.n_units,
+        "seed": spec.seed,
+        "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
+    }
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - start

@@ -1,0 +1,153 @@
+"""Rendering: results.json → papermill runs the design's notebook → nbconvert HTML, atomically.
+
+Everything is built in a temporary sibling folder and swapped in only once complete, so a failed
+render never leaves a half-written report over a good one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from causal.errors import ReportError
+from causal.results import ExperimentResults
+
+KERNEL_NAME = "causal"
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def resolve_notebook(notebook: str | None, *, design: str, base_dir: Path) -> Path:
+    """Find the notebook template: a bare name lives in ``notebooks/``, a path is spec-relative.
+
+    Examples
+    --------
+    >>> resolve_notebook(None, design="ab_test", base_dir=Path(".")).name
+    'ab_test.ipynb'
+    """
+    name = notebook or design
+    if "/" in name or name.endswith(".ipynb"):
+        path = (base_dir / name).resolve()
+    else:
+        path = NOTEBOOKS_DIR / f"{name}.ipynb"
+    if not path.is_file():
+        raise ReportError(f"report.notebook: notebook template not found: {path}")
+    return path
+
+
+def write_report(results: ExperimentResults, out_dir: str | Path, *, notebook: Path,
+                 render: bool = True) -> Path:
+    """Write ``results.json`` and, if ``render``, ``report.ipynb`` and ``index.html`` atomically.
+
+    Parameters
+    ----------
+    results
+        What ``causal run`` learned.
+    out_dir
+        The report folder (``reports/<name>`` by default); replaced only when complete.
+    notebook
+        The parameterised template to execute.
+    render
+        False writes results.json only.
+
+    Returns
+    -------
+    Path
+        ``index.html`` when rendered, else ``results.json``, inside ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        (staging / "results.json").write_text(results.to_json(), encoding="utf-8")
+        if render:
+            _execute(notebook, staging)
+            _to_html(staging / "report.ipynb", staging / "index.html")
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / ("index.html" if render else "results.json")
+
+
+def ensure_kernel() -> str:
+    """Make sure a Jupyter kernel named ``causal`` runs *this* Python; install it if not.
+
+    papermill looks kernels up by name, and a kernel left by another environment would run the
+    notebook against the wrong packages, so the kernel's interpreter is checked, not just its name.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    try:
+        from ipykernel.kernelspec import install
+
+        install(kernel_name=KERNEL_NAME, display_name="Python (causal)", prefix=sys.prefix)
+    except Exception as exc:  # noqa: BLE001 - turned into a clear instruction
+        raise ReportError(
+            f"no Jupyter kernel {KERNEL_NAME!r} for {sys.executable} and it could not be "
+            f"installed ({exc}); run `make install` or `python -m ipykernel install --sys-prefix "
+            f"--name {KERNEL_NAME}`"
+        ) from None
+    return KERNEL_NAME
+
+
+def _execute(notebook: Path, folder: Path) -> None:
+    import papermill as pm
+
+    kernel = ensure_kernel()
+    show_progress = sys.stderr.isatty() and not os.environ.get("CI")
+    try:
+        pm.execute_notebook(
+            str(notebook), str(folder / "report.ipynb"),
+            parameters={"results_path": "results.json"},
+            kernel_name=kernel, cwd=str(folder), progress_bar=show_progress,
+            log_output=False, report_mode=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        raise ReportError(
+            f"the report notebook {notebook.name} failed in cell {exc.exec_count}: "
+            f"{exc.ename}: {exc.evalue}; the previous report was kept"
+        ) from None
+
+
+def _to_html(executed: Path, target: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from traitlets.config import Config
+
+    config = Config()
+    # Cells meant for people running the notebook in JupyterLab (how-to text) stay out of reports.
+    config.TagRemovePreprocessor.remove_cell_tags = {"remove-in-report"}
+    config.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(template_name="lab", config=config)
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    target.write_text(body, encoding="utf-8")
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``staging`` with two renames; the old folder goes last."""
+    backup = None
+    if out_dir.exists():
+        backup = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out_dir, backup)
+    try:
+        os.replace(staging, out_dir)
+    except OSError:
+        if backup is not None:
+            os.replace(backup, out_dir)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

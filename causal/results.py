@@ -1,0 +1,195 @@
+"""The Result contract shared by every estimator, and results.json (de)serialisation."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from causal.checks import CheckResult, worst
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Result:
+    """One estimate with its uncertainty.
+
+    Every estimator returns this: a point estimate, its standard error, a confidence interval
+    at the spec's level, a two-sided p-value against zero, the sample sizes, the checks that
+    belong to this estimate, and ``details`` (JSON-safe extras such as arm means).
+
+    Examples
+    --------
+    >>> r = Result("difference_in_means", "ATE", "y", 2.0, 1.0, 0.04, 3.96, 0.045, 100, 50)
+    >>> print(r.summary().splitlines()[0])
+    difference_in_means · ATE on y: 2 (SE 1, 95% CI 0.04 to 3.96, p = 0.045)
+    """
+
+    estimator: str
+    estimand: str
+    outcome: str
+    estimate: float
+    std_error: float
+    conf_low: float
+    conf_high: float
+    p_value: float
+    n_units: int
+    n_treated: int
+    diagnostics: tuple[CheckResult, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    conf_level: float = 0.95
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+        object.__setattr__(self, "diagnostics", tuple(self.diagnostics))
+
+    def tidy(self) -> pd.DataFrame:
+        """One row with the contract's columns."""
+        return pd.DataFrame([{k: v for k, v in self.to_dict().items()
+                              if k not in ("diagnostics", "details")}])
+
+    def plot_data(self) -> dict[str, pd.DataFrame]:
+        """Tidy frames for plotting: the estimate with its interval, and arm means if known."""
+        frames = {"estimate": self.tidy()[["estimator", "outcome", "estimate", "conf_low",
+                                           "conf_high"]]}
+        if "control_mean" in self.details and "treated_mean" in self.details:
+            frames["arms"] = pd.DataFrame({
+                "arm": ["control", "treated"],
+                "mean": [self.details["control_mean"], self.details["treated_mean"]],
+            })
+        return frames
+
+    def summary(self) -> str:
+        """A short text summary (returned, never printed)."""
+        level = f"{self.conf_level:.0%}"
+        lines = [f"{self.estimator} · {self.estimand} on {self.outcome}: {_fmt(self.estimate)} "
+                 f"(SE {_fmt(self.std_error)}, {level} CI {_fmt(self.conf_low)} to "
+                 f"{_fmt(self.conf_high)}, p = {_fmt_p(self.p_value)})",
+                 f"n = {self.n_units} ({self.n_treated} treated)"]
+        lines += [f"[{c.status}] {c.name}: {c.detail}" for c in self.diagnostics]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return "<pre>" + html.escape(self.summary()) + "</pre>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.estimator, "estimand": self.estimand, "outcome": self.outcome,
+            "estimate": self.estimate, "std_error": self.std_error,
+            "conf_low": self.conf_low, "conf_high": self.conf_high, "conf_level": self.conf_level,
+            "p_value": self.p_value, "n_units": self.n_units, "n_treated": self.n_treated,
+            "diagnostics": [c.to_dict() for c in self.diagnostics],
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        values = {k: data[k] for k in ("estimator", "estimand", "outcome", "n_units", "n_treated")}
+        for key in ("estimate", "std_error", "conf_low", "conf_high", "p_value"):
+            values[key] = math.nan if data[key] is None else float(data[key])
+        return cls(**values, conf_level=data.get("conf_level", 0.95),
+                   diagnostics=tuple(CheckResult.from_dict(c) for c in data.get("diagnostics", ())),
+                   details=data.get("details", {}))
+
+
+@dataclass(frozen=True)
+class ExperimentResults:
+    """Everything ``causal run`` learned: the content of ``results.json``."""
+
+    experiment: Mapping[str, Any]
+    results: tuple[Result, ...]
+    primary: Mapping[str, str]
+    checks: tuple[CheckResult, ...] = ()
+    segments: tuple[Result, ...] = ()
+    power: tuple[Mapping[str, Any], ...] = ()
+    value: Mapping[str, Any] | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def headline(self) -> Result:
+        """The primary outcome's primary estimate."""
+        for r in self.results:
+            if r.outcome == self.primary["outcome"] and r.estimator == self.primary["estimator"]:
+                return r
+        raise KeyError(f"no result for primary {dict(self.primary)}")
+
+    def find(self, *, outcome: str, estimator: str) -> Result:
+        return next(r for r in self.results if r.outcome == outcome and r.estimator == estimator)
+
+    @property
+    def worst_status(self) -> str:
+        return worst(self.checks)
+
+    def tidy(self) -> pd.DataFrame:
+        return pd.concat([r.tidy() for r in self.results], ignore_index=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "experiment": dict(self.experiment),
+            "primary": dict(self.primary),
+            "results": [r.to_dict() for r in self.results],
+            "segments": [r.to_dict() for r in self.segments],
+            "power": [dict(p) for p in self.power],
+            "value": None if self.value is None else dict(self.value),
+            "checks": [c.to_dict() for c in self.checks],
+            "provenance": dict(self.provenance),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentResults:
+        return cls(
+            experiment=data["experiment"],
+            results=tuple(Result.from_dict(r) for r in data["results"]),
+            primary=data["primary"],
+            checks=tuple(CheckResult.from_dict(c) for c in data.get("checks", ())),
+            segments=tuple(Result.from_dict(r) for r in data.get("segments", ())),
+            power=tuple(data.get("power", ())),
+            value=data.get("value"),
+            provenance=data.get("provenance", {}),
+        )
+
+
+def load_results(path: str | Path) -> ExperimentResults:
+    """Read a ``results.json`` written by ``causal run``.
+
+    Examples
+    --------
+    >>> res = load_results("reports/extended_warranty_pilot/results.json")  # doctest: +SKIP
+    >>> res.headline().estimate  # doctest: +SKIP
+    """
+    return ExperimentResults.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf become null (JSON has no such numbers); numpy scalars become Python ones."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, str):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:,.4g}"
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return "< 0.0001" if p < 1e-4 else f"{p:.3g}"

@@ -1,0 +1,401 @@
+"""Experiment specs: frozen pydantic models, YAML loading with located errors, JSON Schema.
+
+A spec (``experiments/NAME.yaml``) says what was changed, for whom, what was measured, where
+the data live and how money is counted. :func:`load_spec` turns the file into a validated,
+frozen :class:`Spec` or raises :class:`~causal.errors.SpecError` with the file, line and field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from causal.designs.registry import (
+    AVAILABLE_DESIGNS,
+    DEFAULT_ESTIMATORS,
+    ESTIMATORS,
+    NEEDS_COVARIATES,
+    PLANNED_DESIGNS,
+)
+from causal.errors import SpecError
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_HORIZON = r"^\d+(\.\d+)?\s*(day|week|month|year)s?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Intervention(_Model):
+    """The service change being evaluated and what it costs."""
+
+    name: str = Field(description="Short name of the service change, e.g. extended_warranty_offer.")
+    description: str = Field("", description="One or two sentences a manager would recognise.")
+    start_date: date = Field(description="When treated units first received the service.")
+    cost_per_treated_unit: float = Field(
+        0.0, ge=0, description="Variable cost per treated unit, in the value currency."
+    )
+    fixed_cost: float = Field(0.0, ge=0, description="One-off cost of the roll-out.")
+
+
+class Outcome(_Model):
+    """One measured outcome of the analysis table."""
+
+    column: str = Field(pattern=_IDENTIFIER, description="Column of the analysis table.")
+    kind: Literal["continuous", "binary", "count"] = "continuous"
+    horizon: str | None = Field(
+        None, pattern=_HORIZON, description="Time after treatment it covers, e.g. '12 months'."
+    )
+    label: str | None = Field(None, description="Human-readable name for the report.")
+
+    @property
+    def display(self) -> str:
+        return self.label or self.column
+
+
+class ABTestDesign(_Model):
+    """A randomised pilot: units were split at random between service and no service."""
+
+    kind: Literal["ab_test"]
+    planned_treated_share: float | None = Field(
+        0.5, gt=0, lt=1,
+        description="Share the randomisation meant to treat; null when unknown (SRM is n/a).",
+    )
+    srm_alpha: float = Field(
+        0.001, gt=0, lt=1, description="p-value below which the sample-ratio check fails."
+    )
+    balance_threshold: float = Field(
+        0.1, gt=0, description="|standardised mean difference| above which balance warns."
+    )
+
+
+Design = Annotated[ABTestDesign, Field(discriminator="kind")]
+
+
+class Source(_Model):
+    """A data silo: a CSV / Parquet / DuckDB file, or a table of the bundled simulator."""
+
+    path: str | None = Field(None, description="File path, relative to the spec's folder.")
+    format: Literal["csv", "parquet", "duckdb"] | None = Field(
+        None, description="Inferred from the file extension when omitted."
+    )
+    table: str | None = Field(
+        None, description="Table inside a DuckDB file, or the simulator's table name."
+    )
+    simulator: str | None = Field(None, description="Name of a bundled simulator (causal.simulate).")
+    params: dict[str, int | float | str] = Field(
+        default_factory=dict, description="Simulator parameters (the spec's seed is added)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.path is None) == (self.simulator is None):
+            raise ValueError("give either 'path' (a file) or 'simulator' (bundled data), not both")
+        if self.simulator is not None and self.table is None:
+            raise ValueError("a simulator source needs 'table' (which simulated table to use)")
+        if self.simulator is None and self.params:
+            raise ValueError("'params' only applies to simulator sources")
+        return self
+
+
+class DataSpec(_Model):
+    """Where the data live and the SQL that joins them into one analysis table."""
+
+    sources: dict[Annotated[str, Field(pattern=_IDENTIFIER)], Source] = Field(
+        min_length=1, description="Named sources; each becomes a DuckDB view of that name."
+    )
+    query: str | None = Field(
+        None, description="SQL joining the views into one row per unit (default: the only view)."
+    )
+
+    @model_validator(mode="after")
+    def _query_needed(self) -> DataSpec:
+        if self.query is None and len(self.sources) > 1:
+            raise ValueError("several sources need a 'query' that joins them into one table")
+        return self
+
+
+class ValueSpec(_Model):
+    """How effects become money."""
+
+    currency: str = Field("EUR", min_length=1, max_length=5)
+    outcome: str = Field(description="Revenue outcome (an outcomes[].column) turned into money.")
+    gross_margin: float | None = Field(
+        None, gt=0, le=1, description="Gross margin applied to the revenue effect."
+    )
+    profit_outcome: str | None = Field(
+        None, description="Alternatively, an outcome column that already measures gross profit."
+    )
+    population: int | None = Field(
+        None, gt=0, description="Units the service would reach at roll-out (default: pilot units)."
+    )
+
+    @model_validator(mode="after")
+    def _one_margin(self) -> ValueSpec:
+        if (self.gross_margin is None) == (self.profit_outcome is None):
+            raise ValueError("give exactly one of 'gross_margin' or 'profit_outcome'")
+        return self
+
+
+class Primary(_Model):
+    outcome: str
+    estimator: str
+
+
+class ReportSpec(_Model):
+    notebook: str | None = Field(
+        None, description="Notebook template: a name in notebooks/ or a path (default: design)."
+    )
+
+
+class Spec(_Model):
+    """A validated, frozen experiment spec."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="Slug; the report folder.")
+    title: str
+    question: str = Field(description="The business question the experiment answers.")
+    intervention: Intervention
+    design: Design
+    unit: str = Field(pattern=_IDENTIFIER, description="Unit id column (unique per row).")
+    treatment: str = Field(pattern=_IDENTIFIER, description="0/1 treatment column.")
+    outcomes: list[Outcome] = Field(min_length=1)
+    covariates: list[Annotated[str, Field(pattern=_IDENTIFIER)]] = Field(
+        default_factory=list, description="Pre-period covariates for adjustment and balance."
+    )
+    segments: list[Annotated[str, Field(pattern=_IDENTIFIER)]] = Field(
+        default_factory=list, description="Columns to break the effect down by (Holm-corrected)."
+    )
+    data: DataSpec
+    value: ValueSpec | None = None
+    estimators: list[str] | None = Field(None, description="Estimators to run (default: all).")
+    primary: Primary | None = Field(
+        None, description="Headline outcome and estimator (default: value outcome, best estimator)."
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - confidence level of intervals.")
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    seed: int = Field(0, ge=0)
+
+    _path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        kind = self.design.kind
+        known = ESTIMATORS[kind]
+        for name in self.estimators or ():
+            if name not in known:
+                raise ValueError(f"estimators: unknown estimator {name!r}{_suggest(name, known)}")
+            if name in NEEDS_COVARIATES and not self.covariates:
+                raise ValueError(f"estimators: {name!r} adjusts for pre-period covariates; "
+                                 "list them under 'covariates' or drop it")
+        columns = [o.column for o in self.outcomes]
+        if len(set(columns)) != len(columns):
+            raise ValueError("outcomes: each column may appear once")
+        if self.value is not None:
+            for field in ("outcome", "profit_outcome"):
+                col = getattr(self.value, field)
+                if col is not None and col not in columns:
+                    raise ValueError(
+                        f"value.{field}: {col!r} is not one of the outcomes {columns}"
+                    )
+        if self.primary is not None:
+            if self.primary.outcome not in columns:
+                raise ValueError(f"primary.outcome: {self.primary.outcome!r} not in {columns}")
+            if self.primary.estimator not in self.estimator_names:
+                raise ValueError(
+                    f"primary.estimator: {self.primary.estimator!r} is not run; "
+                    f"run: {list(self.estimator_names)}"
+                )
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the spec was loaded from (None when built in code)."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative data paths are resolved against."""
+        return self._path.parent if self._path is not None else Path.cwd()
+
+    @property
+    def estimator_names(self) -> tuple[str, ...]:
+        if self.estimators:
+            return tuple(self.estimators)
+        defaults = DEFAULT_ESTIMATORS[self.design.kind]
+        return tuple(n for n in defaults if self.covariates or n not in NEEDS_COVARIATES)
+
+    def outcome(self, column: str) -> Outcome:
+        return next(o for o in self.outcomes if o.column == column)
+
+    def spec_hash(self) -> str:
+        """SHA-256 of the validated spec's canonical JSON (independent of YAML layout)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, for editors' autocompletion.
+
+    Examples
+    --------
+    >>> json_schema()["title"]
+    'Spec'
+    """
+    return Spec.model_json_schema()
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read, parse and validate an experiment spec.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    Spec
+        Frozen and validated; ``spec.path`` remembers the file.
+
+    Raises
+    ------
+    SpecError
+        One line naming the file, line and field of the first problem.
+
+    Examples
+    --------
+    >>> spec = load_spec("experiments/extended_warranty_pilot.yaml")  # doctest: +SKIP
+    >>> spec.design.kind  # doctest: +SKIP
+    'ab_test'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found; give the path of an experiments/*.yaml file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SpecError(f"{where}: YAML syntax error: {exc.problem or exc}; fix the file") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of spec fields at the top level")
+    _check_design_kind(raw, path, node)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, path, node)) from None
+    spec._path = path.resolve()
+    return spec
+
+
+def _check_design_kind(raw: dict[str, Any], path: Path, node: yaml.Node | None) -> None:
+    design = raw.get("design")
+    kind = design.get("kind") if isinstance(design, dict) else None
+    if kind is None or kind in AVAILABLE_DESIGNS:
+        return
+    where = f"{path}:{_line_of(node, ('design', 'kind'))}"
+    if kind in PLANNED_DESIGNS:
+        raise SpecError(
+            f"{where}: design.kind {kind!r} is planned but not available yet; "
+            f"available: {', '.join(AVAILABLE_DESIGNS)}"
+        )
+    known = AVAILABLE_DESIGNS + PLANNED_DESIGNS
+    raise SpecError(f"{where}: design.kind: unknown design {kind!r}{_suggest(kind, known)}")
+
+
+def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    # Drop pydantic's discriminator tag from the location: users never wrote it.
+    loc = tuple(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "design" and p == "ab_test"))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(Spec, loc[:-1])
+        what = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), allowed)}"
+    elif first["type"] == "missing":
+        what = "required field is missing"
+    else:
+        msg = re.sub(r"^(Value|Assertion) error, ", "", first["msg"])
+        shown = first.get("input")
+        what = msg if isinstance(shown, dict | list) or shown is None else f"{msg} (got {shown!r})"
+    more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    line = _line_of(node, loc)
+    where = f"{path}:{line}" if line else str(path)
+    return f"{where}: {field}: {what}{more}"
+
+
+def _suggest(word: str, options: typing.Iterable[str]) -> str:
+    options = list(options)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; expected one of: {', '.join(options)}" if options else ""
+
+
+def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model reached by following ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # list item or dict value: the element type
+            args = typing.get_args(current)
+            current = args[-1] if args else None
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Optional and Annotated so only the model or container remains."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = members[0] if len(members) == 1 else tp
+            if len(members) != 1:
+                return tp
+        else:
+            return tp
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node on the path ``loc``."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
