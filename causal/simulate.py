@@ -182,9 +182,14 @@ def extended_warranty_pilot(
     >>> pilot.truth["revenue_12m"] > 0
     True
     """
-    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
-        raise SpecError(f"n_customers must be an integer, got {n_customers!r}")
-    n, n_treated = int(n_customers), round(n_customers * treated_share)
+    # Integral floats are accepted because command-line and YAML params may arrive as 4e4.
+    if isinstance(n_customers, bool) or not (
+        isinstance(n_customers, int | np.integer)
+        or (isinstance(n_customers, float) and n_customers.is_integer())
+    ):
+        raise SpecError(f"n_customers must be a whole number, got {n_customers!r}")
+    n = int(n_customers)
+    n_treated = round(n * treated_share)
     if not (0.0 < treated_share < 1.0 and 0 < n_treated < n):
         raise SpecError(
             f"treated_share={treated_share!r} with n_customers={n} leaves an arm empty; "
@@ -194,9 +199,12 @@ def extended_warranty_pilot(
     if not (np.isfinite(effect_scale) and effect_scale >= 0):
         raise SpecError(f"effect_scale must be a finite number >= 0, got {effect_scale!r}")
     try:
-        start = pd.Timestamp(start_date).normalize()
-    except (ValueError, TypeError) as exc:
-        raise SpecError(f"start_date is not a date: {start_date!r}") from exc
+        start = pd.Timestamp(start_date)
+    except (ValueError, TypeError):
+        start = pd.NaT
+    if pd.isna(start):  # pd.Timestamp(None) gives NaT instead of raising
+        raise SpecError(f"start_date is not a date: {start_date!r}")
+    start = start.normalize()
 
     rng = np.random.default_rng(seed)
     boundaries = _month_boundaries(start)

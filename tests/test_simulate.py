@@ -211,6 +211,21 @@ def test_zero_effect_scale_gives_zero_truth_and_same_control_outcomes():
     assert (extra.order_date >= pd.Timestamp("2025-06-01")).all()
 
 
+def test_paired_individual_effects_average_to_the_truth():
+    # With the same seed, effect_scale=0 gives each treated customer's untreated outcome, so
+    # on-minus-off is their realised individual effect: a far sharper check than a DiM.
+    on_pilot = extended_warranty_pilot(n_customers=40_000, seed=21)
+    off_pilot = extended_warranty_pilot(n_customers=40_000, seed=21, effect_scale=0.0)
+    on, off = analysis_table(dict(on_pilot.tables)), analysis_table(dict(off_pilot.tables))
+    treated = on.treated == 1
+    for outcome in ("revenue_12m", "gross_profit_12m", "repurchase_12m", "revenue_3m"):
+        effect = (on[outcome] - off[outcome])[treated]
+        se = effect.std() / np.sqrt(len(effect))
+        assert abs(effect.mean() - on_pilot.truth[outcome]) <= 4 * se + 1e-9, outcome
+        if outcome in ("revenue_12m", "gross_profit_12m"):
+            assert 4 * se < 0.15 * on_pilot.truth[outcome], outcome  # the check has teeth
+
+
 def test_pre_period_revenue_predicts_post_period_revenue(big):
     _, df = big
     corr = np.corrcoef(df.pre_revenue_12m, df.revenue_12m)[0, 1]
@@ -254,6 +269,7 @@ def test_unknown_parameter_raises_spec_error():
         {"effect_scale": -0.5},
         {"effect_scale": float("nan")},
         {"start_date": "not a date"},
+        {"start_date": None},
     ],
 )
 def test_bad_parameter_values_raise_spec_error(params):
