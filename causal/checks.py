@@ -35,8 +35,12 @@ class CheckResult:
         object.__setattr__(self, "table", tuple(dict(row) for row in self.table))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "detail": self.detail,
-                "table": [dict(r) for r in self.table]}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "detail": self.detail,
+            "table": [dict(r) for r in self.table],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:

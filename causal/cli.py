@@ -54,55 +54,83 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="causal", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="causal",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.set_defaults(command=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="validate, estimate, price and render the report",
+        "run",
+        help="validate, estimate, price and render the report",
         description="Validate the spec and its data, run the design's checks and estimators, "
-                    "turn the effect into money and write REPORTS/NAME/{results.json,index.html}. "
-                    "The previous report is replaced only when the new one is complete.")
+        "turn the effect into money and write REPORTS/NAME/{results.json,index.html}. "
+        "The previous report is replaced only when the new one is complete.",
+    )
     run.add_argument("spec", type=Path, help="experiment spec, e.g. experiments/NAME.yaml")
-    run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
-                     help="folder that holds the report folders (default: reports)")
-    run.add_argument("--no-report", action="store_true",
-                     help="write results.json only, skip the notebook and HTML")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="folder that holds the report folders (default: reports)",
+    )
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write results.json only, skip the notebook and HTML",
+    )
     run.set_defaults(handler=_run, command="run")
 
     validate = sub.add_parser(
-        "validate", help="check the spec and its data without estimating",
+        "validate",
+        help="check the spec and its data without estimating",
         description="Load the spec, join its data sources and validate the analysis table "
-                    "(unique units, 0/1 treatment, numeric outcomes, covariates present, "
-                    "missing values counted). Writes nothing.")
+        "(unique units, 0/1 treatment, numeric outcomes, covariates present, "
+        "missing values counted). Writes nothing.",
+    )
     validate.add_argument("spec", type=Path, help="experiment spec")
     validate.set_defaults(handler=_validate, command="validate")
 
-    schema = sub.add_parser("schema", help="print the spec's JSON Schema",
-                            description="Print the JSON Schema of experiment specs, for editors "
-                                        "(e.g. the YAML language server's `# yaml-language-server: "
-                                        "$schema=spec.schema.json`).")
+    schema = sub.add_parser(
+        "schema",
+        help="print the spec's JSON Schema",
+        description="Print the JSON Schema of experiment specs, for editors "
+        "(e.g. the YAML language server's `# yaml-language-server: "
+        "$schema=spec.schema.json`).",
+    )
     schema.set_defaults(handler=_schema, command="schema")
 
-    lister = sub.add_parser("list", help="list experiments and their latest reports",
-                            description="One line per spec in the experiments folder: name, "
-                                        "design, title and the latest report's headline.")
+    lister = sub.add_parser(
+        "list",
+        help="list experiments and their latest reports",
+        description="One line per spec in the experiments folder: name, "
+        "design, title and the latest report's headline.",
+    )
     lister.add_argument("--experiments", type=Path, default=Path("experiments"), metavar="DIR")
     lister.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
     lister.set_defaults(handler=_list, command="list")
 
     simulate = sub.add_parser(
-        "simulate", help="write a bundled simulator's data silos as files",
+        "simulate",
+        help="write a bundled simulator's data silos as files",
         description="Generate a simulated service pilot with known truth and write its tables "
-                    "(CRM, ERP orders, finance margins) plus truth.json into DIR.")
+        "(CRM, ERP orders, finance margins) plus truth.json into DIR.",
+    )
     simulate.add_argument("name", help="simulator name, e.g. extended_warranty_pilot")
     simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
     simulate.add_argument("--format", choices=("csv", "parquet"), default="csv")
     simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                          help="simulator parameter, e.g. n_customers=20000 (repeatable)")
+    simulate.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator parameter, e.g. n_customers=20000 (repeatable)",
+    )
     simulate.set_defaults(handler=_simulate, command="simulate")
     return parser
 
@@ -115,11 +143,11 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     notebook = None
     if not args.no_report:
-        notebook = resolve_notebook(spec.report.notebook, design=spec.design.kind,
-                                    base_dir=spec.base_dir)
+        notebook = resolve_notebook(
+            spec.report.notebook, design=spec.design.kind, base_dir=spec.base_dir
+        )
     results = analyse(spec)
-    path = write_report(results, args.out / spec.name, notebook=notebook,
-                        render=not args.no_report)
+    path = write_report(results, args.out / spec.name, notebook=notebook, render=not args.no_report)
     headline = results.headline()
     print(headline.summary().splitlines()[0])
     if results.value is not None:
@@ -138,8 +166,10 @@ def _validate(args: argparse.Namespace) -> int:
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
-    print(f"analysis table: {data.n_units} units, {data.n_treated} treated, "
-          f"fingerprint {data.fingerprint[:12]}")
+    print(
+        f"analysis table: {data.n_units} units, {data.n_treated} treated, "
+        f"fingerprint {data.fingerprint[:12]}"
+    )
     print("missing values: " + (", ".join(f"{c} {n}" for c, n in missing.items()) or "none"))
     return 0
 
@@ -175,7 +205,11 @@ def _list(args: argparse.Namespace) -> int:
         rows.append((spec.name, spec.design.kind, status, spec.title))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True))
+            + "  "
+            + row[3]
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ are tested like any other code).
 from __future__ import annotations
 
 import math
+
 from causal.results import ExperimentResults, Result
 from causal.value import line as value_line
 
@@ -70,12 +71,16 @@ def value_sentence(results: ExperimentResults) -> str:
     net = value_line(value, "net_value")
     cost = value_line(value, "cost")["estimate"]
     level = f"{value['conf_level']:.0%}"
-    text = (f"Rolled out to {value['population']:,} units, the service would bring a net "
-            f"{money(net['estimate'], cur)} ({level} CI {money(net['conf_low'], cur)} to "
-            f"{money(net['conf_high'], cur)}) after its cost of {money(cost, cur)}")
+    text = (
+        f"Rolled out to {value['population']:,} units, the service would bring a net "
+        f"{money(net['estimate'], cur)} ({level} CI {money(net['conf_low'], cur)} to "
+        f"{money(net['conf_high'], cur)}) after its cost of {money(cost, cur)}"
+    )
     if value["roi_defined"]:
-        return text + (f"; the probability that it pays for itself is "
-                       f"{_probability(value['probability_roi_positive'])}.")
+        return text + (
+            f"; the probability that it pays for itself is "
+            f"{_probability(value['probability_roi_positive'])}."
+        )
     return text + "."
 
 
@@ -86,7 +91,7 @@ def effect_sentence(result: Result, *, currency: str | None = None) -> str:
     --------
     >>> r = Result("lin", "ATE", "revenue_12m", 12.5, 4.0, 4.66, 20.34, 0.002, 40000, 20000)
     >>> effect_sentence(r, currency="EUR")
-    'The service raised revenue_12m by €12.50 per unit (95% CI €4.66 to €20.34).'
+    'The intervention raised revenue_12m by €12.50 per unit (95% CI €4.66 to €20.34).'
     """
     fmt = (lambda x: money(x, currency, precise=True)) if currency else (lambda x: f"{x:,.4g}")
     level = f"{result.conf_level:.0%}"
@@ -96,9 +101,11 @@ def effect_sentence(result: Result, *, currency: str | None = None) -> str:
     elif result.conf_high < 0:
         verb = "lowered"
     else:
-        return (f"The data cannot tell whether the service changed {result.outcome}: the "
-                f"estimate is {fmt(result.estimate)} per unit {ci}, an interval that includes 0.")
-    return f"The service {verb} {result.outcome} by {fmt(abs(result.estimate))} per unit {ci}."
+        return (
+            f"The data cannot tell whether the intervention changed {result.outcome}: the "
+            f"estimate is {fmt(result.estimate)} per unit {ci}, an interval that includes 0."
+        )
+    return f"The intervention {verb} {result.outcome} by {fmt(abs(result.estimate))} per unit {ci}."
 
 
 def short_headline(results: ExperimentResults) -> str:
@@ -113,8 +120,10 @@ def short_headline(results: ExperimentResults) -> str:
     if results.value is not None:
         cur = results.value["currency"]
         net = value_line(results.value, "net_value")
-        return (f"net {money(net['estimate'], cur)} [{money(net['conf_low'], cur)}, "
-                f"{money(net['conf_high'], cur)}] · {status}")
+        return (
+            f"net {money(net['estimate'], cur)} [{money(net['conf_low'], cur)}, "
+            f"{money(net['conf_high'], cur)}] · {status}"
+        )
     h = results.headline()
     return f"{h.outcome} {h.estimate:,.4g} [{h.conf_low:,.4g}, {h.conf_high:,.4g}] · {status}"
 

@@ -16,8 +16,18 @@ from causal.results import ExperimentResults, Result
 from causal.spec import Spec
 
 PRIMARY_PREFERENCE = ("lin", "cuped", "difference_in_means")
-PROVENANCE_PACKAGES = ("causal", "numpy", "pandas", "scipy", "statsmodels", "duckdb", "pydantic",
-                       "papermill", "nbconvert", "matplotlib")
+PROVENANCE_PACKAGES = (
+    "causal",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "duckdb",
+    "pydantic",
+    "papermill",
+    "nbconvert",
+    "matplotlib",
+)
 
 
 def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
@@ -34,7 +44,8 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     --------
     >>> from causal.spec import load_spec
     >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))  # doctest: +SKIP
-    >>> round(res.find(outcome="re78", estimator="difference_in_means").estimate, 2)  # doctest: +SKIP
+    >>> dim = res.find(outcome="re78", estimator="difference_in_means")  # doctest: +SKIP
+    >>> round(dim.estimate, 2)  # doctest: +SKIP
     1794.34
     """
     timings: dict[str, float] = {}
@@ -46,8 +57,12 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     with _timed(timings, "checks"):
         checks = [
             _sample_ratio(spec, data),
-            guarded("covariate_balance", abtest.balance_check, data,
-                    threshold=spec.design.balance_threshold),
+            guarded(
+                "covariate_balance",
+                abtest.balance_check,
+                data,
+                threshold=spec.design.balance_threshold,
+            ),
             guarded("missing_values", abtest.missing_check, data),
         ]
     with _timed(timings, "estimators"):
@@ -55,8 +70,11 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     primary = _primary(spec, results)
     with _timed(timings, "segments"):
         segments = abtest.segment_effects(data, primary["outcome"], alpha=alpha)
-    power = tuple(abtest.power_row(r, alpha=alpha) for r in results
-                  if r.estimator in {"difference_in_means", primary["estimator"]})
+    power = tuple(
+        abtest.power_row(r, alpha=alpha)
+        for r in results
+        if r.estimator in {"difference_in_means", primary["estimator"]}
+    )
     value = _value(spec, results, primary) if spec.value is not None else None
     return ExperimentResults(
         experiment=_experiment_block(spec),
@@ -75,11 +93,20 @@ def _sample_ratio(spec: Spec, data: Dataset) -> CheckResult:
 
     planned = spec.design.planned_treated_share
     if planned is None:
-        return CheckResult("sample_ratio", "n/a", "no planned split in the spec "
-                           "(design.planned_treated_share), so the arm sizes cannot be tested")
-    return guarded("sample_ratio", sample_ratio_check, data.n_treated,
-                   data.n_units - data.n_treated, planned_share=planned,
-                   alpha=spec.design.srm_alpha)
+        return CheckResult(
+            "sample_ratio",
+            "n/a",
+            "no planned split in the spec "
+            "(design.planned_treated_share), so the arm sizes cannot be tested",
+        )
+    return guarded(
+        "sample_ratio",
+        sample_ratio_check,
+        data.n_treated,
+        data.n_units - data.n_treated,
+        planned_share=planned,
+        alpha=spec.design.srm_alpha,
+    )
 
 
 def _estimate_all(spec: Spec, data: Dataset, checks: list[CheckResult]) -> list[Result]:
@@ -116,7 +143,9 @@ def _value(spec: Spec, results: list[Result], primary: dict[str, str]) -> dict:
     by_key = {(r.outcome, r.estimator): r for r in results}
     revenue = by_key.get((settings.outcome, estimator))
     if revenue is None:
-        raise DesignError(f"value: no {estimator} estimate of {settings.outcome!r} to turn into money")
+        raise DesignError(
+            f"value: no {estimator} estimate of {settings.outcome!r} to turn into money"
+        )
     profit = None
     if settings.profit_outcome is not None:
         profit = by_key.get((settings.profit_outcome, estimator))

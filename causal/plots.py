@@ -14,17 +14,21 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from causal.narrative import money  # noqa: E402
-from causal.results import ExperimentResults, Result  # noqa: E402
-from causal.value import line  # noqa: E402
+from causal.narrative import money
+from causal.results import ExperimentResults, Result
+from causal.value import line
 
 _BLUE, _GREY, _RED, _GREEN = "#1f5fa8", "#6b6b6b", "#b03a2e", "#2e7d32"
 _ABSOLUTE = ("difference_in_means", "cuped", "lin")
-_NAMES = {"difference_in_means": "Difference in means", "cuped": "CUPED",
-          "lin": "Regression adjustment (Lin)", "relative_lift": "Relative lift"}
+_NAMES = {
+    "difference_in_means": "Difference in means",
+    "cuped": "CUPED",
+    "lin": "Regression adjustment (Lin)",
+    "relative_lift": "Relative lift",
+}
 
 
 def effect_plot(results: ExperimentResults, outcome: str, *, currency: str | None = None) -> Figure:
@@ -32,18 +36,23 @@ def effect_plot(results: ExperimentResults, outcome: str, *, currency: str | Non
     rows = [r for r in results.results if r.outcome == outcome and r.estimator in _ABSOLUTE]
     labels = [_NAMES.get(r.estimator, r.estimator) for r in rows]
     unit = f" ({currency} per unit)" if currency else " (per unit)"
-    fig = _forest(rows, labels, xlabel=f"Effect on {outcome}{unit}",
-                  highlight=results.primary["estimator"])
-    fig.axes[0].set_title(f"Effect on {outcome}: estimate and {rows[0].conf_level:.0%} CI"
-                          if rows else outcome, loc="left", fontsize=11)
+    fig = _forest(
+        rows, labels, xlabel=f"Effect on {outcome}{unit}", highlight=results.primary["estimator"]
+    )
+    fig.axes[0].set_title(
+        f"Effect on {outcome}: estimate and {rows[0].conf_level:.0%} CI" if rows else outcome,
+        loc="left",
+        fontsize=11,
+    )
     return fig
 
 
 def lift_plot(results: ExperimentResults) -> Figure:
     """Relative lift of every outcome, so outcomes in different units share one axis."""
     rows = [r for r in results.results if r.estimator == "relative_lift"]
-    fig = _forest(rows, [r.outcome for r in rows], xlabel="Relative lift (% of control mean)",
-                  scale=100.0)
+    fig = _forest(
+        rows, [r.outcome for r in rows], xlabel="Relative lift (% of control mean)", scale=100.0
+    )
     fig.axes[0].set_title("Relative lift by outcome", loc="left", fontsize=11)
     return fig
 
@@ -51,8 +60,11 @@ def lift_plot(results: ExperimentResults) -> Figure:
 def segment_plot(results: ExperimentResults) -> Figure:
     """Effect within each segment level, with Holm-adjusted p-values in the labels."""
     rows = list(results.segments)
-    labels = [f"{r.details['segment']} = {r.details['level']}  "
-              f"(n={r.n_units:,}, Holm p={_p(r.details['p_value_holm'])})" for r in rows]
+    labels = [
+        f"{r.details['segment']} = {r.details['level']}  "
+        f"(n={r.n_units:,}, Holm p={_p(r.details['p_value_holm'])})"
+        for r in rows
+    ]
     overall = results.find(outcome=results.primary["outcome"], estimator="difference_in_means")
     fig = _forest(rows, labels, xlabel=f"Effect on {results.primary['outcome']} (per unit)")
     ax = fig.axes[0]
@@ -70,19 +82,34 @@ def value_plot(results: ExperimentResults) -> Figure:
     items = [line(value, n) for n in names]
     fig, ax = plt.subplots(figsize=(7.0, 2.6), dpi=110)
     ys = list(range(len(items)))[::-1]
-    for y, item, label in zip(ys, items, labels, strict=True):
+    for y, item in zip(ys, items, strict=True):
         color = _RED if item["name"] == "cost" else (_GREEN if item["estimate"] >= 0 else _RED)
         ax.barh(y, item["estimate"], color=color, alpha=0.75, height=0.55)
         if item["std_error"] > 0:
-            ax.errorbar(item["estimate"], y, xerr=[[item["estimate"] - item["conf_low"]],
-                                                   [item["conf_high"] - item["estimate"]]],
-                        color="black", capsize=4, linewidth=1.2)
-        ax.annotate(money(item["estimate"], cur), (item["estimate"], y), xytext=(6, 8),
-                    textcoords="offset points", fontsize=9)
+            ax.errorbar(
+                item["estimate"],
+                y,
+                xerr=[
+                    [item["estimate"] - item["conf_low"]],
+                    [item["conf_high"] - item["estimate"]],
+                ],
+                color="black",
+                capsize=4,
+                linewidth=1.2,
+            )
+        ax.annotate(
+            money(item["estimate"], cur),
+            (item["estimate"], y),
+            xytext=(6, 8),
+            textcoords="offset points",
+            fontsize=9,
+        )
     ax.set_yticks(ys, labels)
     ax.axvline(0, color=_GREY, linewidth=0.8)
-    ax.set_xlabel(f"{cur}, roll-out to {value['population']:,} units "
-                  f"(bars: estimate; whiskers: {value['conf_level']:.0%} CI)")
+    ax.set_xlabel(
+        f"{cur}, roll-out to {value['population']:,} units "
+        f"(bars: estimate; whiskers: {value['conf_level']:.0%} CI)"
+    )
     ax.xaxis.set_major_formatter(lambda x, _: money(x, cur))
     _tidy(ax)
     fig.tight_layout()
@@ -102,19 +129,34 @@ def figure_html(fig: Figure, *, alt: str) -> str:
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f'<img alt="{html.escape(alt, quote=True)}" style="max-width:100%;height:auto" '
-            f'src="data:image/png;base64,{data}">')
+    return (
+        f'<img alt="{html.escape(alt, quote=True)}" style="max-width:100%;height:auto" '
+        f'src="data:image/png;base64,{data}">'
+    )
 
 
-def _forest(rows: list[Result], labels: list[str], *, xlabel: str, scale: float = 1.0,
-            highlight: str | None = None) -> Figure:
+def _forest(
+    rows: list[Result],
+    labels: list[str],
+    *,
+    xlabel: str,
+    scale: float = 1.0,
+    highlight: str | None = None,
+) -> Figure:
     fig, ax = plt.subplots(figsize=(7.0, 0.55 * max(len(rows), 1) + 1.3), dpi=110)
     ys = list(range(len(rows)))[::-1]
     for y, r in zip(ys, rows, strict=True):
         color = _BLUE if highlight in (None, r.estimator) else _GREY
-        ax.errorbar(r.estimate * scale, y,
-                    xerr=[[(r.estimate - r.conf_low) * scale], [(r.conf_high - r.estimate) * scale]],
-                    fmt="o", color=color, capsize=4, markersize=6, linewidth=1.6)
+        ax.errorbar(
+            r.estimate * scale,
+            y,
+            xerr=[[(r.estimate - r.conf_low) * scale], [(r.conf_high - r.estimate) * scale]],
+            fmt="o",
+            color=color,
+            capsize=4,
+            markersize=6,
+            linewidth=1.6,
+        )
     ax.set_yticks(ys, labels)
     ax.axvline(0, color=_GREY, linewidth=0.8, linestyle="--")
     ax.set_xlabel(xlabel)

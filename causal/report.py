@@ -37,8 +37,9 @@ def resolve_notebook(notebook: str | None, *, design: str, base_dir: Path) -> Pa
     return path
 
 
-def write_report(results: ExperimentResults, out_dir: str | Path, *, notebook: Path,
-                 render: bool = True) -> Path:
+def write_report(
+    results: ExperimentResults, out_dir: str | Path, *, notebook: Path, render: bool = True
+) -> Path:
     """Write ``results.json`` and, if ``render``, ``report.ipynb`` and ``index.html`` atomically.
 
     Parameters
@@ -91,13 +92,29 @@ def ensure_kernel() -> str:
         from ipykernel.kernelspec import install
 
         install(kernel_name=KERNEL_NAME, display_name="Python (causal)", prefix=sys.prefix)
-    except Exception as exc:  # noqa: BLE001 - turned into a clear instruction
+    except Exception as exc:
         raise ReportError(
             f"no Jupyter kernel {KERNEL_NAME!r} for {sys.executable} and it could not be "
             f"installed ({exc}); run `make install` or `python -m ipykernel install --sys-prefix "
             f"--name {KERNEL_NAME}`"
         ) from None
     return KERNEL_NAME
+
+
+def _ipc_kernel_manager():
+    """A kernel manager on local IPC sockets rather than TCP.
+
+    The kernel runs on this machine only; over TCP, ipykernel >= 7 warns on every run that the
+    channel is unencrypted, which is noise in a command-line tool.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IPCKernelManager
 
 
 def _execute(notebook: Path, folder: Path) -> None:
@@ -107,10 +124,15 @@ def _execute(notebook: Path, folder: Path) -> None:
     show_progress = sys.stderr.isatty() and not os.environ.get("CI")
     try:
         pm.execute_notebook(
-            str(notebook), str(folder / "report.ipynb"),
+            str(notebook),
+            str(folder / "report.ipynb"),
             parameters={"results_path": "results.json"},
-            kernel_name=kernel, cwd=str(folder), progress_bar=show_progress,
-            log_output=False, report_mode=False,
+            kernel_name=kernel,
+            cwd=str(folder),
+            progress_bar=show_progress,
+            log_output=False,
+            report_mode=False,
+            kernel_manager_class=_ipc_kernel_manager(),
         )
     except pm.PapermillExecutionError as exc:
         raise ReportError(
@@ -122,7 +144,6 @@ def _execute(notebook: Path, folder: Path) -> None:
 def _to_html(executed: Path, target: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
-
     from traitlets.config import Config
 
     config = Config()

@@ -8,6 +8,7 @@ results.json.
 from __future__ import annotations
 
 import math
+import re
 from html import escape
 from typing import Any
 
@@ -18,35 +19,46 @@ from causal.value import line
 STYLE = """<style>
 .causal h1{font-size:1.6em;margin:.2em 0}.causal .question{color:#444;font-style:italic}
 .causal .big{font-size:1.35em;margin:.4em 0}.causal table{border-collapse:collapse;margin:.5em 0}
-.causal td,.causal th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}
-.causal td:first-child,.causal th:first-child{text-align:left}
+.causal td,.causal th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left;
+vertical-align:top}.causal td.num{text-align:right;white-space:nowrap}
+.causal .scroll{overflow-x:auto;max-width:100%}
 .causal .badge{display:inline-block;padding:.05em .5em;border-radius:.6em;font-size:.85em;
 color:#fff;font-weight:600}.causal .pass{background:#2e7d32}.causal .warn{background:#b26a00}
-.causal .fail{background:#b03a2e}.causal .na{background:#777}.causal .small{color:#555;font-size:.9em}
+.causal .fail{background:#b03a2e}.causal .na{background:#777}
+.causal .small{color:#555;font-size:.9em}
 @media (max-width:480px){.causal td,.causal th{padding:.2em .3em;font-size:.85em}}
 </style>"""
 
 METHODS = {
     "difference_in_means": (
-        "Difference in means", "Treated mean minus control mean; Welch's unequal-variance "
+        "Difference in means",
+        "Treated mean minus control mean; Welch's unequal-variance "
         "standard error with Satterthwaite degrees of freedom.",
         "Random assignment; units do not affect each other (SUTVA).",
-        "Welch (1947), Biometrika 34(1-2)."),
+        "Welch (1947), Biometrika 34(1-2).",
+    ),
     "cuped": (
-        "CUPED", "The outcome minus its pooled linear projection on pre-period covariates, then "
+        "CUPED",
+        "The outcome minus its pooled linear projection on pre-period covariates, then "
         "a difference in means; narrows the interval when covariates predict the outcome.",
         "Random assignment; covariates measured before treatment.",
-        "Deng, Xu, Kohavi & Walker (2013), WSDM."),
+        "Deng, Xu, Kohavi & Walker (2013), WSDM.",
+    ),
     "lin": (
-        "Regression adjustment (Lin)", "OLS of the outcome on treatment, centred covariates and "
+        "Regression adjustment (Lin)",
+        "OLS of the outcome on treatment, centred covariates and "
         "their interactions with treatment; HC2 standard errors. Never less precise than the "
         "difference in means asymptotically.",
         "Random assignment; covariates measured before treatment.",
-        "Lin (2013), Annals of Applied Statistics 7(1)."),
+        "Lin (2013), Annals of Applied Statistics 7(1).",
+    ),
     "relative_lift": (
-        "Relative lift", "Treated mean over control mean minus one; delta-method standard error "
-        "with independent arms.", "As difference in means; control mean away from zero.",
-        "Delta method, e.g. Casella & Berger (2002), §5.5.4."),
+        "Relative lift",
+        "Treated mean over control mean minus one; delta-method standard error "
+        "with independent arms.",
+        "As difference in means; control mean away from zero.",
+        "Delta method, e.g. Casella & Berger (2002), §5.5.4.",
+    ),
 }
 
 
@@ -55,8 +67,12 @@ def headline_html(res: ExperimentResults) -> str:
     exp = res.experiment
     head = res.headline()
     currency = res.value["currency"] if res.value else None
-    parts = [STYLE, '<div class="causal">', f"<h1>{escape(exp['title'])}</h1>",
-             f'<p class="question">{escape(exp["question"])}</p>']
+    parts = [
+        STYLE,
+        '<div class="causal">',
+        f"<h1>{escape(exp['title'])}</h1>",
+        f'<p class="question">{escape(exp["question"])}</p>',
+    ]
     if res.value is not None:
         net = line(res.value, "net_value")
         level = f"{res.value['conf_level']:.0%}"
@@ -64,16 +80,22 @@ def headline_html(res: ExperimentResults) -> str:
             f'<p class="big">Net value: <strong><span id="headline-net-value" '
             f'data-value="{net["estimate"]!r}">{escape(money(net["estimate"], currency))}</span>'
             f"</strong> ({level} CI {escape(money(net['conf_low'], currency))} to "
-            f"{escape(money(net['conf_high'], currency))})</p>")
+            f"{escape(money(net['conf_high'], currency))})</p>"
+        )
         parts.append(f"<p>{escape(value_sentence(res))}</p>")
     else:
         parts.append(
             f'<p class="big">Effect on {escape(head.outcome)}: <strong><span id="headline-effect" '
             f'data-value="{head.estimate!r}">{head.estimate:,.2f}</span></strong> '
-            f"({head.conf_level:.0%} CI {head.conf_low:,.2f} to {head.conf_high:,.2f})</p>")
-    revenue_currency = currency if res.value and head.outcome == res.value["revenue_outcome"] else None
-    parts.append(f"<p>{escape(effect_sentence(head, currency=revenue_currency))} "
-                 f'<span class="small">({escape(head.estimator)}, p = {_p(head.p_value)})</span></p>')
+            f"({head.conf_level:.0%} CI {head.conf_low:,.2f} to {head.conf_high:,.2f})</p>"
+        )
+    revenue_currency = (
+        currency if res.value and head.outcome == res.value["revenue_outcome"] else None
+    )
+    parts.append(
+        f"<p>{escape(effect_sentence(head, currency=revenue_currency))} "
+        f'<span class="small">({escape(head.estimator)}, p = {_p(head.p_value)})</span></p>'
+    )
     parts.append(f"<p>Design checks: {badge(res.worst_status)}</p></div>")
     return "\n".join(parts)
 
@@ -91,11 +113,21 @@ def checks_html(res: ExperimentResults) -> str:
 def estimates_html(res: ExperimentResults) -> str:
     rows = []
     for r in res.results:
-        rows.append([r.outcome, r.estimator, _num(r, r.estimate), _num(r, r.std_error),
-                     f"{_num(r, r.conf_low)} to {_num(r, r.conf_high)}", _p(r.p_value),
-                     f"{r.n_units:,}", f"{r.n_treated:,}"])
-    return _table(["Outcome", "Estimator", "Estimate", "SE", f"{_level(res)} CI", "p", "n",
-                   "treated"], rows)
+        rows.append(
+            [
+                r.outcome,
+                r.estimator,
+                _num(r, r.estimate),
+                _num(r, r.std_error),
+                f"{_num(r, r.conf_low)} to {_num(r, r.conf_high)}",
+                _p(r.p_value),
+                f"{r.n_units:,}",
+                f"{r.n_treated:,}",
+            ]
+        )
+    return _table(
+        ["Outcome", "Estimator", "Estimate", "SE", f"{_level(res)} CI", "p", "n", "treated"], rows
+    )
 
 
 def value_html(res: ExperimentResults) -> str:
@@ -103,36 +135,70 @@ def value_html(res: ExperimentResults) -> str:
     cur = value["currency"]
     rows = []
     for item in value["lines"]:
-        fmt = (lambda x: percent(x)) if item["name"] == "roi" else (
-            lambda x, name=item["name"]: money(x, cur, precise=name.endswith("per_unit")))
-        ci = "known" if item["std_error"] == 0 else f"{fmt(item['conf_low'])} to {fmt(item['conf_high'])}"
+        fmt = (
+            (lambda x: percent(x))
+            if item["name"] == "roi"
+            else (lambda x, name=item["name"]: money(x, cur, precise=name.endswith("per_unit")))
+        )
+        ci = (
+            "known"
+            if item["std_error"] == 0
+            else f"{fmt(item['conf_low'])} to {fmt(item['conf_high'])}"
+        )
         rows.append([item["label"], fmt(item["estimate"]), ci])
     rows.append(["Probability that ROI > 0", percent(value["probability_roi_positive"]), ""])
-    rows.append(["Break-even gross profit per unit",
-                 money(value["break_even_profit_per_unit"], cur, precise=True), ""])
-    note = (f'<p class="small">Estimator: {escape(value["estimator"])} on '
-            f'{escape(value["revenue_outcome"])}; gross profit from {escape(value["profit_source"])}; '
-            f"population {value['population']:,}. Intervals: {escape(value['method'])}.</p>")
+    rows.append(
+        [
+            "Break-even gross profit per unit",
+            money(value["break_even_profit_per_unit"], cur, precise=True),
+            "",
+        ]
+    )
+    note = (
+        f'<p class="small">Estimator: {escape(value["estimator"])} on '
+        f"{escape(value['revenue_outcome'])}; gross profit from {escape(value['profit_source'])}; "
+        f"population {value['population']:,}. Intervals: {escape(value['method'])}.</p>"
+    )
     return _table(["Quantity", "Estimate", f"{value['conf_level']:.0%} CI"], rows) + note
 
 
 def segments_html(res: ExperimentResults) -> str:
-    rows = [[f"{r.details['segment']} = {r.details['level']}", f"{r.n_units:,}",
-             f"{r.estimate:,.2f}", f"{r.conf_low:,.2f} to {r.conf_high:,.2f}", _p(r.p_value),
-             _p(r.details["p_value_holm"])] for r in res.segments]
+    rows = [
+        [
+            f"{r.details['segment']} = {r.details['level']}",
+            f"{r.n_units:,}",
+            f"{r.estimate:,.2f}",
+            f"{r.conf_low:,.2f} to {r.conf_high:,.2f}",
+            _p(r.p_value),
+            _p(r.details["p_value_holm"]),
+        ]
+        for r in res.segments
+    ]
     text = _table(["Segment", "n", "Effect", f"{_level(res)} CI", "p", "Holm p"], rows)
-    tests = {(r.details["segment"], r.details["heterogeneity_q"], r.details["heterogeneity_p"])
-             for r in res.segments}
+    tests = {
+        (r.details["segment"], r.details["heterogeneity_q"], r.details["heterogeneity_p"])
+        for r in res.segments
+    }
     for column, q, p in sorted(tests, key=str):
         if q is not None and math.isfinite(q):
-            text += (f'<p class="small">Do effects differ across {escape(column)}? Cochran\'s Q = '
-                     f"{q:.2f}, p = {_p(p)}.</p>")
+            text += (
+                f'<p class="small">Do effects differ across {escape(column)}? Cochran\'s Q = '
+                f"{q:.2f}, p = {_p(p)}.</p>"
+            )
     return text
 
 
 def power_html(res: ExperimentResults) -> str:
-    rows = [[p["outcome"], p["estimator"], f"{p['std_error']:,.4g}", f"{p['mde']:,.4g}",
-             percent(p["mde_relative"])] for p in res.power]
+    rows = [
+        [
+            p["outcome"],
+            p["estimator"],
+            f"{p['std_error']:,.4g}",
+            f"{p['mde']:,.4g}",
+            percent(p["mde_relative"]),
+        ]
+        for p in res.power
+    ]
     return _table(["Outcome", "Estimator", "SE", "MDE (80% power)", "MDE / control mean"], rows)
 
 
@@ -141,9 +207,11 @@ def methods_html(res: ExperimentResults) -> str:
     items = []
     for name in used:
         title, what, assumptions, ref = METHODS.get(name, (name, "", "", ""))
-        items.append(f"<li><strong>{escape(title)}</strong> (<code>{escape(name)}</code>): "
-                     f"{escape(what)} <em>Assumes:</em> {escape(assumptions)} "
-                     f"<span class='small'>{escape(ref)}</span></li>")
+        items.append(
+            f"<li><strong>{escape(title)}</strong> (<code>{escape(name)}</code>): "
+            f"{escape(what)} <em>Assumes:</em> {escape(assumptions)} "
+            f"<span class='small'>{escape(ref)}</span></li>"
+        )
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -152,19 +220,36 @@ def footer_html(res: ExperimentResults) -> str:
     exp = res.experiment
     packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items() if v)
     command = f"causal run {exp.get('spec_path') or exp['name'] + '.yaml'}"
-    rows = [["Command", command], ["Spec hash", exp["spec_hash"][:16]],
-            ["Data fingerprint", prov.get("data_fingerprint", "")[:16]],
-            ["Rows", f"{prov.get('n_rows', 0):,}"], ["Seed", str(prov.get("seed"))],
-            ["Created", prov.get("created_at", "")], ["Python", prov.get("python", "")],
-            ["Packages", packages]]
+    rows = [
+        ["Command", command],
+        ["Spec hash", exp["spec_hash"][:16]],
+        ["Data fingerprint", prov.get("data_fingerprint", "")[:16]],
+        ["Rows", f"{prov.get('n_rows', 0):,}"],
+        ["Seed", str(prov.get("seed"))],
+        ["Created", prov.get("created_at", "")],
+        ["Python", prov.get("python", "")],
+        ["Packages", packages],
+    ]
     return _table(["Reproduce", ""], rows)
 
 
 def _table(header: list[str], rows: list[list[Any]], *, raw: bool = False) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if raw else escape(str(c))}</td>" for c in row)
-                   + "</tr>" for row in rows)
-    return f'<div class="causal"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    body = "".join("<tr>" + "".join(_cell(c, raw) for c in row) + "</tr>" for row in rows)
+    return (
+        f'<div class="causal"><div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div></div>"
+    )
+
+
+def _cell(content: Any, raw: bool) -> str:
+    text = str(content)
+    numeric = bool(_NUMERIC.match(text))
+    css = ' class="num"' if numeric else ""
+    return f"<td{css}>{text if raw else escape(text)}</td>"
+
+
+_NUMERIC = re.compile(r"^[-<]?[€$£¥]?-?[\d.,]+(%|[kMB])?( to -?[€$£¥]?-?[\d.,]+(%|[kMB])?)?$")
 
 
 def _num(r: Result, x: float) -> str:

@@ -52,27 +52,33 @@ class Result:
 
     def tidy(self) -> pd.DataFrame:
         """One row with the contract's columns."""
-        return pd.DataFrame([{k: v for k, v in self.to_dict().items()
-                              if k not in ("diagnostics", "details")}])
+        return pd.DataFrame(
+            [{k: v for k, v in self.to_dict().items() if k not in ("diagnostics", "details")}]
+        )
 
     def plot_data(self) -> dict[str, pd.DataFrame]:
         """Tidy frames for plotting: the estimate with its interval, and arm means if known."""
-        frames = {"estimate": self.tidy()[["estimator", "outcome", "estimate", "conf_low",
-                                           "conf_high"]]}
+        frames = {
+            "estimate": self.tidy()[["estimator", "outcome", "estimate", "conf_low", "conf_high"]]
+        }
         if "control_mean" in self.details and "treated_mean" in self.details:
-            frames["arms"] = pd.DataFrame({
-                "arm": ["control", "treated"],
-                "mean": [self.details["control_mean"], self.details["treated_mean"]],
-            })
+            frames["arms"] = pd.DataFrame(
+                {
+                    "arm": ["control", "treated"],
+                    "mean": [self.details["control_mean"], self.details["treated_mean"]],
+                }
+            )
         return frames
 
     def summary(self) -> str:
         """A short text summary (returned, never printed)."""
         level = f"{self.conf_level:.0%}"
-        lines = [f"{self.estimator} · {self.estimand} on {self.outcome}: {_fmt(self.estimate)} "
-                 f"(SE {_fmt(self.std_error)}, {level} CI {_fmt(self.conf_low)} to "
-                 f"{_fmt(self.conf_high)}, p = {_fmt_p(self.p_value)})",
-                 f"n = {self.n_units} ({self.n_treated} treated)"]
+        lines = [
+            f"{self.estimator} · {self.estimand} on {self.outcome}: {_fmt(self.estimate)} "
+            f"(SE {_fmt(self.std_error)}, {level} CI {_fmt(self.conf_low)} to "
+            f"{_fmt(self.conf_high)}, p = {_fmt_p(self.p_value)})",
+            f"n = {self.n_units} ({self.n_treated} treated)",
+        ]
         lines += [f"[{c.status}] {c.name}: {c.detail}" for c in self.diagnostics]
         return "\n".join(lines)
 
@@ -83,10 +89,17 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "estimator": self.estimator, "estimand": self.estimand, "outcome": self.outcome,
-            "estimate": self.estimate, "std_error": self.std_error,
-            "conf_low": self.conf_low, "conf_high": self.conf_high, "conf_level": self.conf_level,
-            "p_value": self.p_value, "n_units": self.n_units, "n_treated": self.n_treated,
+            "estimator": self.estimator,
+            "estimand": self.estimand,
+            "outcome": self.outcome,
+            "estimate": self.estimate,
+            "std_error": self.std_error,
+            "conf_low": self.conf_low,
+            "conf_high": self.conf_high,
+            "conf_level": self.conf_level,
+            "p_value": self.p_value,
+            "n_units": self.n_units,
+            "n_treated": self.n_treated,
             "diagnostics": [c.to_dict() for c in self.diagnostics],
             "details": dict(self.details),
         }
@@ -96,9 +109,12 @@ class Result:
         values = {k: data[k] for k in ("estimator", "estimand", "outcome", "n_units", "n_treated")}
         for key in ("estimate", "std_error", "conf_low", "conf_high", "p_value"):
             values[key] = math.nan if data[key] is None else float(data[key])
-        return cls(**values, conf_level=data.get("conf_level", 0.95),
-                   diagnostics=tuple(CheckResult.from_dict(c) for c in data.get("diagnostics", ())),
-                   details=data.get("details", {}))
+        return cls(
+            **values,
+            conf_level=data.get("conf_level", 0.95),
+            diagnostics=tuple(CheckResult.from_dict(c) for c in data.get("diagnostics", ())),
+            details=data.get("details", {}),
+        )
 
 
 @dataclass(frozen=True)

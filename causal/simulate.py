@@ -89,12 +89,6 @@ def _month_boundaries(start: pd.Timestamp) -> np.ndarray:
     return np.array([(start + pd.DateOffset(months=k)).date() for k in ks], dtype="datetime64[D]")
 
 
-def _seasonality(boundaries: np.ndarray) -> np.ndarray:
-    """Return a rate multiplier per month, peaking in December, for the 24 months."""
-    month_of_year = boundaries[:-1].astype("datetime64[M]").astype(np.int64) % 12 + 1
-    return 1.0 + 0.2 * np.cos(2 * np.pi * (month_of_year - 12) / 12)
-
-
 def _draw_orders(
     rng: np.random.Generator,
     rates: Callable[[int], np.ndarray],
@@ -208,7 +202,9 @@ def extended_warranty_pilot(
 
     rng = np.random.default_rng(seed)
     boundaries = _month_boundaries(start)
-    season = _seasonality(boundaries)
+    # A December peak, so month-to-month comparisons would mislead but randomisation does not.
+    month_of_year = boundaries[:-1].astype("datetime64[M]").astype(np.int64) % 12 + 1
+    season = 1.0 + 0.2 * np.cos(2 * np.pi * (month_of_year - 12) / 12)
 
     # --- CRM: segment, region, tenure, and the latent value that ties the periods together.
     seg = rng.choice(len(SEGMENTS), size=n, p=SEGMENT_SHARE)
@@ -289,19 +285,18 @@ def extended_warranty_pilot(
     }
 
     description = (
-        f"Simulated extended-warranty pilot (seed={seed}, {n} customers, {n_treated} treated by "
-        f"complete randomisation, offer shown on {start.date()}). Each customer has a latent "
-        "value (lognormal; higher for silver and gold, rising with tenure) that sets a Poisson "
-        "monthly order rate and gamma order sizes in the 12 months before and after the offer, "
-        "with a customer-level drift between the two years and a December peak. For treated "
-        "customers the order rate in months 4-12 after the offer is raised by "
-        f"{UPLIFT[0]:.0%}/{UPLIFT[1]:.0%}/{UPLIFT[2]:.0%} (bronze/silver/gold) times "
+        f"Simulated extended-warranty pilot: {n} customers (seed={seed}), {n_treated} shown the "
+        f"offer on {start.date()} by complete randomisation. A lognormal latent customer value "
+        "(higher for silver/gold, rising with tenure) sets Poisson monthly order rates and gamma "
+        "order sizes in the 12 months before and after the offer, with a customer-level drift "
+        "between the years and a December peak. For treated customers the order rate in months "
+        f"4-12 rises by {UPLIFT[0]:.0%}/{UPLIFT[1]:.0%}/{UPLIFT[2]:.0%} (bronze/silver/gold) x "
         f"effect_scale={effect_scale}, the extra orders leaning to accessories; months 1-3 are "
-        "unaffected. Month k is [start + (k-1) months, start + k months). 'truth' gives, for "
-        "each outcome of ANALYSIS_QUERY, the mean over all simulated customers of "
-        "E[Y(1) - Y(0) | the customer's latent rate and order sizes], computed analytically "
-        "from Poisson and gamma expectations (1 - exp(-expected orders) for repurchase), not "
-        "from the draws; it is 0 for pre_revenue_12m and revenue_3m."
+        "unaffected (month k = [start + (k-1) months, start + k months)). 'truth' is, per outcome "
+        "of ANALYSIS_QUERY, the mean over all simulated customers of E[Y(1) - Y(0) | the "
+        "customer's latent rate and order sizes], computed from Poisson and gamma expectations "
+        "(1 - exp(-expected orders) for repurchase), not from the draws; it is 0 for "
+        "pre_revenue_12m and revenue_3m."
     )
     return SimulatedPilot(
         tables={"crm": crm, "erp_orders": erp, "finance_margins": finance},

@@ -69,7 +69,9 @@ class ABTestDesign(_Model):
 
     kind: Literal["ab_test"]
     planned_treated_share: float | None = Field(
-        0.5, gt=0, lt=1,
+        0.5,
+        gt=0,
+        lt=1,
         description="Share the randomisation meant to treat; null when unknown (SRM is n/a).",
     )
     srm_alpha: float = Field(
@@ -93,7 +95,9 @@ class Source(_Model):
     table: str | None = Field(
         None, description="Table inside a DuckDB file, or the simulator's table name."
     )
-    simulator: str | None = Field(None, description="Name of a bundled simulator (causal.simulate).")
+    simulator: str | None = Field(
+        None, description="Name of a bundled simulator (causal.simulate)."
+    )
     params: dict[str, int | float | str] = Field(
         default_factory=dict, description="Simulator parameters (the spec's seed is added)."
     )
@@ -196,8 +200,10 @@ class Spec(_Model):
             if name not in known:
                 raise ValueError(f"estimators: unknown estimator {name!r}{_suggest(name, known)}")
             if name in NEEDS_COVARIATES and not self.covariates:
-                raise ValueError(f"estimators: {name!r} adjusts for pre-period covariates; "
-                                 "list them under 'covariates' or drop it")
+                raise ValueError(
+                    f"estimators: {name!r} adjusts for pre-period covariates; "
+                    "list them under 'covariates' or drop it"
+                )
         columns = [o.column for o in self.outcomes]
         if len(set(columns)) != len(columns):
             raise ValueError("outcomes: each column may appear once")
@@ -205,9 +211,7 @@ class Spec(_Model):
             for field in ("outcome", "profit_outcome"):
                 col = getattr(self.value, field)
                 if col is not None and col not in columns:
-                    raise ValueError(
-                        f"value.{field}: {col!r} is not one of the outcomes {columns}"
-                    )
+                    raise ValueError(f"value.{field}: {col!r} is not one of the outcomes {columns}")
         if self.primary is not None:
             if self.primary.outcome not in columns:
                 raise ValueError(f"primary.outcome: {self.primary.outcome!r} not in {columns}")
@@ -321,7 +325,9 @@ def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
     first = errors[0]
     loc = tuple(first["loc"])
     # Drop pydantic's discriminator tag from the location: users never wrote it.
-    loc = tuple(p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "design" and p == "ab_test"))
+    loc = tuple(
+        p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "design" and p == "ab_test")
+    )
     field = ".".join(str(p) for p in loc) or "(top level)"
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(Spec, loc[:-1])
@@ -393,7 +399,9 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
                 break
             key, node = match[0]
             line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

@@ -19,8 +19,10 @@ from scipy import stats
 
 from causal.results import Result
 
-METHOD = ("delta method: each line is a linear function of the per-unit effect, so its interval "
-          "is the estimator's interval transformed exactly (margin, costs and population known)")
+METHOD = (
+    "delta method: each line is a linear function of the per-unit effect, so its interval "
+    "is the estimator's interval transformed exactly (margin, costs and population known)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,35 @@ def value_block(
     n = int(population or revenue.n_units)
     cost = n * cost_per_treated_unit + fixed_cost
     if profit is None:
-        profit_scale, profit_base, profit_source = gross_margin, revenue, f"gross margin {gross_margin:.1%}"
+        profit_scale, profit_base, profit_source = (
+            gross_margin,
+            revenue,
+            f"gross margin {gross_margin:.1%}",
+        )
     else:
         profit_scale, profit_base, profit_source = 1.0, profit, f"outcome {profit.outcome!r}"
 
     lines = [
         _line("incremental_revenue_per_unit", "Incremental revenue per unit", revenue, 1.0),
         _line("incremental_revenue", "Incremental revenue", revenue, n),
-        _line("gross_profit_per_unit", "Incremental gross profit per unit", profit_base, profit_scale),
+        _line(
+            "gross_profit_per_unit", "Incremental gross profit per unit", profit_base, profit_scale
+        ),
         _line("gross_profit", "Incremental gross profit", profit_base, n * profit_scale),
         ValueLine("cost", "Cost of the service", cost, 0.0, cost, cost),
         _line("net_value", "Net value (gross profit − cost)", profit_base, n * profit_scale, -cost),
     ]
     net = lines[-1]
     if cost > 0:
-        lines.append(_line("roi", "Return on investment (net value / cost)", profit_base,
-                           n * profit_scale / cost, -1.0))
+        lines.append(
+            _line(
+                "roi",
+                "Return on investment (net value / cost)",
+                profit_base,
+                n * profit_scale / cost,
+                -1.0,
+            )
+        )
     prob_positive = _probability_positive(net, profit_base)
     return {
         "currency": currency,
@@ -128,7 +143,9 @@ def line(value: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _line(name: str, label: str, base: Result, scale: float, shift: float = 0.0) -> ValueLine:
     lo, hi = sorted((shift + scale * base.conf_low, shift + scale * base.conf_high))
-    return ValueLine(name, label, shift + scale * base.estimate, abs(scale) * base.std_error, lo, hi)
+    return ValueLine(
+        name, label, shift + scale * base.estimate, abs(scale) * base.std_error, lo, hi
+    )
 
 
 def _probability_positive(net: ValueLine, base: Result) -> float:

@@ -89,7 +89,7 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
+def tiny_experiment(tmp_path: Path) -> Project:
     """A valid experiment: 200 units, random 0/1 treatment, numeric outcome and covariate,
     from two CSV sources joined by SQL. Tests mutate ``spec`` / tables and rewrite them."""
     units, sales = make_tables()

@@ -25,11 +25,25 @@ def make_pilot(n=2000, *, effect=1.0, seed=0, binary=False, missing_x=0.0):
     if binary:
         y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(y - 13) / 3))).astype(float)
     x1 = np.where(rng.uniform(size=n) < missing_x, np.nan, x1)
-    table = pd.DataFrame({"id": np.arange(n), "d": d, "y": y, "x1": x1, "x2": x2,
-                          "seg": rng.choice(["a", "b", "c"], n)})
+    table = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "d": d,
+            "y": y,
+            "x1": x1,
+            "x2": x2,
+            "seg": rng.choice(["a", "b", "c"], n),
+        }
+    )
     kind = "binary" if binary else "continuous"
-    return validate_table(table, unit="id", treatment="d", outcomes={"y": kind},
-                          covariates=("x1", "x2"), segments=("seg",))
+    return validate_table(
+        table,
+        unit="id",
+        treatment="d",
+        outcomes={"y": kind},
+        covariates=("x1", "x2"),
+        segments=("seg",),
+    )
 
 
 def test_registry_names_match_the_spec_registry():
@@ -85,8 +99,13 @@ def test_cuped_single_covariate_theta_and_narrower_interval():
     assert r.std_error < 0.8 * dim.std_error
     assert 0 < r.details["variance_reduction"] < 1
     # With one covariate theta is cov(y, x) / var(x) on the pooled sample (Deng et al. 2013).
-    one = validate_table(t[["id", "d", "y", "x1"]], unit="id", treatment="d",
-                         outcomes={"y": "continuous"}, covariates=("x1",))
+    one = validate_table(
+        t[["id", "d", "y", "x1"]],
+        unit="id",
+        treatment="d",
+        outcomes={"y": "continuous"},
+        covariates=("x1",),
+    )
     theta = np.cov(t.y, t.x1)[0, 1] / np.var(t.x1, ddof=1)
     assert abtest.cuped(one, "y").details["theta"]["x1"] == pytest.approx(theta, rel=1e-10)
 
@@ -110,8 +129,9 @@ def test_relative_lift_delta_se_agrees_with_bootstrap():
     y1, y0 = t.y[t.d == 1].to_numpy(), t.y[t.d == 0].to_numpy()
     assert r.estimate == pytest.approx(y1.mean() / y0.mean() - 1, rel=1e-12)
     rng = np.random.default_rng(0)
-    boot = [rng.choice(y1, len(y1)).mean() / rng.choice(y0, len(y0)).mean() - 1
-            for _ in range(2000)]
+    boot = [
+        rng.choice(y1, len(y1)).mean() / rng.choice(y0, len(y0)).mean() - 1 for _ in range(2000)
+    ]
     assert r.std_error == pytest.approx(np.std(boot, ddof=1), rel=0.08)
 
 
@@ -128,8 +148,9 @@ def test_missing_outcomes_dropped_and_missing_covariates_get_an_indicator():
     assert "x1_missing" in r.details["covariates"]
     t = ds.table.copy()
     t.loc[:9, "y"] = np.nan
-    ds2 = validate_table(t, unit="id", treatment="d", outcomes={"y": "continuous"},
-                         covariates=("x1", "x2"))
+    ds2 = validate_table(
+        t, unit="id", treatment="d", outcomes={"y": "continuous"}, covariates=("x1", "x2")
+    )
     assert abtest.difference_in_means(ds2, "y").n_units == len(t) - 10
     assert abtest.difference_in_means(ds2, "y").details["n_missing_outcome"] == 10
 
@@ -146,9 +167,10 @@ def test_unknown_estimator_lists_known_ones():
         abtest.estimate("diff", make_pilot(n=20), "y")
 
 
-@pytest.mark.parametrize(("treated", "control", "status"),
-                         [(10_400, 9_600, "fail"), (10_000, 10_000, "pass"),
-                          (10_060, 9_940, "pass")])
+@pytest.mark.parametrize(
+    ("treated", "control", "status"),
+    [(10_400, 9_600, "fail"), (10_000, 10_000, "pass"), (10_060, 9_940, "pass")],
+)
 def test_sample_ratio_check_flags_52_48_on_20000(treated, control, status):
     check = abtest.sample_ratio_check(treated, control, planned_share=0.5, alpha=0.001)
     assert check.status == status
@@ -165,10 +187,17 @@ def test_sample_ratio_against_unequal_plan():
 
 
 def test_balance_check_standardised_mean_difference():
-    t = pd.DataFrame({"id": range(8), "d": [0, 0, 0, 0, 1, 1, 1, 1],
-                      "x": [0.0, 1, 0, 1, 1, 2, 1, 2], "y": [1.0] * 8})
-    ds = validate_table(t, unit="id", treatment="d", outcomes={"y": "continuous"},
-                        covariates=("x",))
+    t = pd.DataFrame(
+        {
+            "id": range(8),
+            "d": [0, 0, 0, 0, 1, 1, 1, 1],
+            "x": [0.0, 1, 0, 1, 1, 2, 1, 2],
+            "y": [1.0] * 8,
+        }
+    )
+    ds = validate_table(
+        t, unit="id", treatment="d", outcomes={"y": "continuous"}, covariates=("x",)
+    )
     check = abtest.balance_check(ds, threshold=0.1)
     # means 0.5 vs 1.5, both variances 1/3: SMD = 1 / sqrt(1/3)
     assert check.table[0]["smd"] == pytest.approx(np.sqrt(3))
@@ -192,8 +221,19 @@ def test_segment_effects_holm_and_within_segment_estimates():
 
 def test_power_row_matches_statsmodels_normal_power():
     sigma, n = 2.0, 500
-    r = abtest.Result("difference_in_means", "ATE", "y", 0.0, sigma * np.sqrt(2 / n), -1, 1, 1.0,
-                      2 * n, n, details={"control_mean": 10.0})
+    r = abtest.Result(
+        "difference_in_means",
+        "ATE",
+        "y",
+        0.0,
+        sigma * np.sqrt(2 / n),
+        -1,
+        1,
+        1.0,
+        2 * n,
+        n,
+        details={"control_mean": 10.0},
+    )
     effect = NormalIndPower().solve_power(nobs1=n, alpha=0.05, power=0.8, ratio=1.0)
     assert abtest.power_row(r)["mde"] == pytest.approx(effect * sigma, rel=1e-6)
 

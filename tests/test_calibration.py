@@ -21,8 +21,10 @@ SPEC = ROOT / "experiments" / "extended_warranty_pilot.yaml"
 
 def pilot_spec(seed: int, n: int):
     spec = load_spec(SPEC)
-    sources = {name: src.model_copy(update={"params": {"n_customers": n}})
-               for name, src in spec.data.sources.items()}
+    sources = {
+        name: src.model_copy(update={"params": {"n_customers": n}})
+        for name, src in spec.data.sources.items()
+    }
     data = spec.data.model_copy(update={"sources": sources})
     new = spec.model_copy(update={"seed": seed, "data": data})
     new._path = spec.path

@@ -17,8 +17,9 @@ VENDORED = ROOT / "causal" / "data" / "datasets" / "nsw_mixtape.csv"
 
 
 def test_vendored_nsw_equals_the_causaldata_package():
-    nsw_mixtape = pytest.importorskip("causaldata.nsw_mixtape",
-                                      reason="causaldata is in the test extra; `make test` installs it")
+    nsw_mixtape = pytest.importorskip(
+        "causaldata.nsw_mixtape", reason="causaldata is in the test extra; `make test` installs it"
+    )
     package = nsw_mixtape.load_pandas().data.drop(columns="data_id")
     ours = pd.read_csv(VENDORED).drop(columns="unit_id")
     assert list(ours.columns) == list(package.columns)

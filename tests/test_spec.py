@@ -29,7 +29,9 @@ def spec_text(**replace):
     return text
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.stem
+)
 def test_every_example_spec_loads(path):
     spec = load_spec(path)
     assert spec.name == path.stem
@@ -45,8 +47,12 @@ def test_spec_is_frozen_and_hash_is_stable():
 
 
 def test_default_estimators_skip_adjusted_ones_without_covariates(tmp_path):
-    text = spec_text(**{"covariates: [age, educ, black, hisp, marr, nodegree, re74, re75]\n": "",
-                        "estimators: [difference_in_means, lin, relative_lift]\n": ""})
+    text = spec_text(
+        **{
+            "covariates: [age, educ, black, hisp, marr, nodegree, re74, re75]\n": "",
+            "estimators: [difference_in_means, lin, relative_lift]\n": "",
+        }
+    )
     spec = load_spec(write(tmp_path, text))
     assert spec.estimator_names == ("difference_in_means", "relative_lift")
 
@@ -77,7 +83,7 @@ def test_missing_file():
 
 
 def test_planned_design_is_not_available_yet(tmp_path):
-    with pytest.raises(SpecError, match="design.kind 'did' is planned but not available yet"):
+    with pytest.raises(SpecError, match=r"design\.kind 'did' is planned but not available yet"):
         load_spec(write(tmp_path, spec_text(**{"kind: ab_test": "kind: did"})))
 
 
@@ -106,7 +112,7 @@ def test_lin_without_covariates_is_a_spec_error(tmp_path):
 
 def test_value_outcome_must_be_an_outcome(tmp_path):
     text = spec_text() + "value:\n  outcome: re75\n  gross_margin: 1.0\n"
-    with pytest.raises(SpecError, match="value.outcome: 're75' is not one of the outcomes"):
+    with pytest.raises(SpecError, match=r"value\.outcome: 're75' is not one of the outcomes"):
         load_spec(write(tmp_path, text))
 
 

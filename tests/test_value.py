@@ -13,13 +13,25 @@ from causal.value import line, value_block
 
 def effect(estimate=10.0, se=2.0, df=math.inf, outcome="revenue"):
     crit = stats.norm.ppf(0.975) if math.isinf(df) else stats.t.ppf(0.975, df)
-    return Result("lin", "ATE", outcome, estimate, se, estimate - crit * se,
-                  estimate + crit * se, 0.0, 1000, 500, details={"df": df})
+    return Result(
+        "lin",
+        "ATE",
+        outcome,
+        estimate,
+        se,
+        estimate - crit * se,
+        estimate + crit * se,
+        0.0,
+        1000,
+        500,
+        details={"df": df},
+    )
 
 
 def test_margin_population_and_costs():
-    v = value_block(effect(), gross_margin=0.4, population=50_000, cost_per_treated_unit=1.5,
-                    fixed_cost=20_000)
+    v = value_block(
+        effect(), gross_margin=0.4, population=50_000, cost_per_treated_unit=1.5, fixed_cost=20_000
+    )
     assert line(v, "incremental_revenue")["estimate"] == pytest.approx(500_000)
     assert line(v, "gross_profit_per_unit")["estimate"] == pytest.approx(4.0)
     assert line(v, "cost")["estimate"] == 95_000

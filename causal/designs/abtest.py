@@ -46,11 +46,22 @@ def difference_in_means(data: Dataset, outcome: str, *, alpha: float = 0.05) -> 
     y, d, _ = _arrays(data, outcome)
     w = _welch(y, d)
     ci = interval(w.difference, w.std_error, alpha=alpha, df=w.df)
-    return _result("difference_in_means", "ATE", outcome, ci, y, d, alpha, {
-        "treated_mean": w.treated_mean, "control_mean": w.control_mean, "df": w.df,
-        "variance": "Welch (unequal variances), Satterthwaite df",
-        "n_missing_outcome": _n_missing(data, outcome),
-    })
+    return _result(
+        "difference_in_means",
+        "ATE",
+        outcome,
+        ci,
+        y,
+        d,
+        alpha,
+        {
+            "treated_mean": w.treated_mean,
+            "control_mean": w.control_mean,
+            "df": w.df,
+            "variance": "Welch (unequal variances), Satterthwaite df",
+            "n_missing_outcome": _n_missing(data, outcome),
+        },
+    )
 
 
 def cuped(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
@@ -74,13 +85,24 @@ def cuped(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
     w = _welch(adjusted, d)
     ci = interval(w.difference, w.std_error, alpha=alpha, df=w.df)
     reduction = 1.0 - float(np.var(adjusted, ddof=1) / np.var(y, ddof=1))
-    return _result("cuped", "ATE", outcome, ci, y, d, alpha, {
-        "treated_mean": float(y[d == 1].mean()), "control_mean": float(y[d == 0].mean()),
-        "theta": dict(zip(_covariate_matrix(data)[1], map(float, theta[1:]), strict=True)),
-        "variance_reduction": reduction, "df": w.df,
-        "variance": "Welch on the CUPED-adjusted outcome (theta treated as known)",
-        "n_missing_outcome": _n_missing(data, outcome),
-    })
+    return _result(
+        "cuped",
+        "ATE",
+        outcome,
+        ci,
+        y,
+        d,
+        alpha,
+        {
+            "treated_mean": float(y[d == 1].mean()),
+            "control_mean": float(y[d == 0].mean()),
+            "theta": dict(zip(_covariate_matrix(data)[1], map(float, theta[1:]), strict=True)),
+            "variance_reduction": reduction,
+            "df": w.df,
+            "variance": "Welch on the CUPED-adjusted outcome (theta treated as known)",
+            "n_missing_outcome": _n_missing(data, outcome),
+        },
+    )
 
 
 def lin(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
@@ -102,15 +124,27 @@ def lin(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
     k = Xc.shape[1]
     if len(y) <= design.shape[1]:
         raise DesignError(f"lin on {outcome!r}: {len(y)} units cannot fit {design.shape[1]} terms")
-    fit = ols_robust(y, design, names=("const", "treated", *[f"x{i}" for i in range(2 * k)]),
-                     cov_type="HC2")
+    fit = ols_robust(
+        y, design, names=("const", "treated", *[f"x{i}" for i in range(2 * k)]), cov_type="HC2"
+    )
     ci = interval(float(fit.params[1]), math.sqrt(fit.cov[1, 1]), alpha=alpha, df=fit.df_resid)
-    return _result("lin", "ATE", outcome, ci, y, d, alpha, {
-        "treated_mean": float(y[d == 1].mean()), "control_mean": float(y[d == 0].mean()),
-        "df": fit.df_resid, "variance": "HC2 (Lin 2013), residual df",
-        "covariates": _covariate_matrix(data)[1],
-        "n_missing_outcome": _n_missing(data, outcome),
-    })
+    return _result(
+        "lin",
+        "ATE",
+        outcome,
+        ci,
+        y,
+        d,
+        alpha,
+        {
+            "treated_mean": float(y[d == 1].mean()),
+            "control_mean": float(y[d == 0].mean()),
+            "df": fit.df_resid,
+            "variance": "HC2 (Lin 2013), residual df",
+            "covariates": _covariate_matrix(data)[1],
+            "n_missing_outcome": _n_missing(data, outcome),
+        },
+    )
 
 
 def relative_lift(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
@@ -130,10 +164,21 @@ def relative_lift(data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result
         raise DesignError(f"relative_lift on {outcome!r}: the control mean is 0, lift is undefined")
     lift, se = ratio_delta(w.treated_mean, w.control_mean, w.treated_var_mean, w.control_var_mean)
     ci = interval(lift, se, alpha=alpha)
-    return _result("relative_lift", "relative lift (ATE / control mean)", outcome, ci, y, d,
-                   alpha, {"treated_mean": w.treated_mean, "control_mean": w.control_mean,
-                           "variance": "delta method, independent arms, normal interval",
-                           "n_missing_outcome": _n_missing(data, outcome)})
+    return _result(
+        "relative_lift",
+        "relative lift (ATE / control mean)",
+        outcome,
+        ci,
+        y,
+        d,
+        alpha,
+        {
+            "treated_mean": w.treated_mean,
+            "control_mean": w.control_mean,
+            "variance": "delta method, independent arms, normal interval",
+            "n_missing_outcome": _n_missing(data, outcome),
+        },
+    )
 
 
 ESTIMATORS: dict[str, Estimator] = {
@@ -149,9 +194,9 @@ def estimate(name: str, data: Dataset, outcome: str, *, alpha: float = 0.05) -> 
 
     Examples
     --------
-    >>> estimate("bogus", None, "y")
+    >>> estimate("bogus", None, "y")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    causal.errors.DesignError: unknown A/B estimator 'bogus'; known: difference_in_means, cuped, lin, relative_lift
+    causal.errors.DesignError: unknown A/B estimator 'bogus'; known: difference_in_means, ...
     """
     if name not in ESTIMATORS:
         raise DesignError(f"unknown A/B estimator {name!r}; known: {', '.join(ESTIMATORS)}")
@@ -160,8 +205,10 @@ def estimate(name: str, data: Dataset, outcome: str, *, alpha: float = 0.05) -> 
 
 # --- checks -------------------------------------------------------------------------------
 
-def sample_ratio_check(n_treated: int, n_control: int, *, planned_share: float = 0.5,
-                       alpha: float = 0.001) -> CheckResult:
+
+def sample_ratio_check(
+    n_treated: int, n_control: int, *, planned_share: float = 0.5, alpha: float = 0.001
+) -> CheckResult:
     """Sample-ratio mismatch: chi-square test of the arm sizes against the planned split.
 
     Examples
@@ -175,10 +222,14 @@ def sample_ratio_check(n_treated: int, n_control: int, *, planned_share: float =
     expected = [n * planned_share, n * (1 - planned_share)]
     chi2, p = stats.chisquare([n_treated, n_control], f_exp=expected)
     share = n_treated / n
-    table = ({"arm": "treated", "observed": n_treated, "expected": expected[0]},
-             {"arm": "control", "observed": n_control, "expected": expected[1]})
-    detail = (f"{share:.1%} treated vs {planned_share:.1%} planned "
-              f"(chi² = {chi2:.2f}, p = {p:.2g}, fail below {alpha:g})")
+    table = (
+        {"arm": "treated", "observed": n_treated, "expected": expected[0]},
+        {"arm": "control", "observed": n_control, "expected": expected[1]},
+    )
+    detail = (
+        f"{share:.1%} treated vs {planned_share:.1%} planned "
+        f"(chi² = {chi2:.2f}, p = {p:.2g}, fail below {alpha:g})"
+    )
     if p < alpha:
         detail += "; assignment or logging is broken: find out why before trusting any estimate"
         return CheckResult("sample_ratio", "fail", detail, table)
@@ -200,30 +251,42 @@ def balance_check(data: Dataset, *, threshold: float = 0.1) -> CheckResult:
         x1, x0 = x[(d == 1) & ~np.isnan(x)], x[(d == 0) & ~np.isnan(x)]
         pooled = math.sqrt((np.var(x1, ddof=1) + np.var(x0, ddof=1)) / 2)
         smd = (x1.mean() - x0.mean()) / pooled if pooled > 0 else 0.0
-        rows.append({"covariate": column, "treated_mean": float(x1.mean()),
-                     "control_mean": float(x0.mean()), "smd": float(smd)})
+        rows.append(
+            {
+                "covariate": column,
+                "treated_mean": float(x1.mean()),
+                "control_mean": float(x0.mean()),
+                "smd": float(smd),
+            }
+        )
     worst_row = max(rows, key=lambda r: abs(r["smd"]))
-    detail = (f"largest |SMD| {abs(worst_row['smd']):.3f} ({worst_row['covariate']}); "
-              f"warn above {threshold:g}")
+    detail = (
+        f"largest |SMD| {abs(worst_row['smd']):.3f} ({worst_row['covariate']}); "
+        f"warn above {threshold:g}"
+    )
     status = "warn" if abs(worst_row["smd"]) > threshold else "pass"
     return CheckResult("covariate_balance", status, detail, tuple(rows))
 
 
 def missing_check(data: Dataset) -> CheckResult:
     """Counts of missing values in outcomes, covariates and segments."""
-    rows = tuple({"column": c, "missing": n, "share": n / data.n_units}
-                 for c, n in data.missing.items())
+    rows = tuple(
+        {"column": c, "missing": n, "share": n / data.n_units} for c, n in data.missing.items()
+    )
     bad = [r for r in rows if r["missing"]]
     if not bad:
         return CheckResult("missing_values", "pass", "no missing values", rows)
     worst_row = max(bad, key=lambda r: r["missing"])
-    detail = (f"{len(bad)} column(s) with missing values, most in {worst_row['column']!r} "
-              f"({worst_row['missing']}, {worst_row['share']:.1%}); outcomes are dropped per "
-              f"outcome, covariates mean-filled with an indicator")
+    detail = (
+        f"{len(bad)} column(s) with missing values, most in {worst_row['column']!r} "
+        f"({worst_row['missing']}, {worst_row['share']:.1%}); outcomes are dropped per "
+        f"outcome, covariates mean-filled with an indicator"
+    )
     return CheckResult("missing_values", "warn", detail, rows)
 
 
 # --- segments and power ---------------------------------------------------------------------
+
 
 def segment_effects(data: Dataset, outcome: str, *, alpha: float = 0.05) -> tuple[Result, ...]:
     """Difference in means within each level of each segment column, Holm-adjusted.
@@ -250,11 +313,31 @@ def segment_effects(data: Dataset, outcome: str, *, alpha: float = 0.05) -> tupl
     out = []
     for (column, level, r), p_holm in zip(found, holm, strict=True):
         q, p_q = q_tests[column]
-        details = {**r.details, "segment": column, "level": str(level),
-                   "p_value_holm": float(p_holm), "heterogeneity_q": q, "heterogeneity_p": p_q}
-        out.append(Result(r.estimator, "CATE", outcome, r.estimate, r.std_error, r.conf_low,
-                          r.conf_high, r.p_value, r.n_units, r.n_treated, (), details,
-                          r.conf_level))
+        details = {
+            **r.details,
+            "segment": column,
+            "level": str(level),
+            "p_value_holm": float(p_holm),
+            "heterogeneity_q": q,
+            "heterogeneity_p": p_q,
+        }
+        out.append(
+            Result(
+                r.estimator,
+                "CATE",
+                outcome,
+                r.estimate,
+                r.std_error,
+                r.conf_low,
+                r.conf_high,
+                r.p_value,
+                r.n_units,
+                r.n_treated,
+                (),
+                details,
+                r.conf_level,
+            )
+        )
     return tuple(out)
 
 
@@ -272,11 +355,19 @@ def power_row(result: Result, *, alpha: float = 0.05, power: float = 0.8) -> dic
     mde = float(z * result.std_error)
     control = result.details.get("control_mean")
     rel = mde / abs(control) if control else math.nan
-    return {"outcome": result.outcome, "estimator": result.estimator, "alpha": alpha,
-            "power": power, "std_error": result.std_error, "mde": mde, "mde_relative": rel}
+    return {
+        "outcome": result.outcome,
+        "estimator": result.estimator,
+        "alpha": alpha,
+        "power": power,
+        "std_error": result.std_error,
+        "mde": mde,
+        "mde_relative": rel,
+    }
 
 
 # --- internals ------------------------------------------------------------------------------
+
 
 def _arrays(data: Dataset, outcome: str, *, need_covariates: bool = False):
     table = data.table
@@ -317,11 +408,24 @@ def _n_missing(data: Dataset, outcome: str) -> int:
     return int(data.table[outcome].isna().sum())
 
 
-def _result(name: str, estimand: str, outcome: str, ci, y, d, alpha: float,
-            details: dict) -> Result:
-    return Result(name, estimand, outcome, float(ci.estimate), float(ci.std_error),
-                  float(ci.conf_low), float(ci.conf_high), float(ci.p_value), len(y),
-                  int(d.sum()), (), details, 1 - alpha)
+def _result(
+    name: str, estimand: str, outcome: str, ci, y, d, alpha: float, details: dict
+) -> Result:
+    return Result(
+        name,
+        estimand,
+        outcome,
+        float(ci.estimate),
+        float(ci.std_error),
+        float(ci.conf_low),
+        float(ci.conf_high),
+        float(ci.p_value),
+        len(y),
+        int(d.sum()),
+        (),
+        details,
+        1 - alpha,
+    )
 
 
 def _cochran_q(results: list[Result]) -> tuple[float, float]:

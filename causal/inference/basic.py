@@ -22,8 +22,9 @@ class Interval:
     df: float = math.inf
 
 
-def interval(estimate: float, std_error: float, *, alpha: float = 0.05,
-             df: float = math.inf) -> Interval:
+def interval(
+    estimate: float, std_error: float, *, alpha: float = 0.05, df: float = math.inf
+) -> Interval:
     """Wald interval and two-sided p-value; Student-t with ``df`` when finite, else normal.
 
     Examples
@@ -36,8 +37,9 @@ def interval(estimate: float, std_error: float, *, alpha: float = 0.05,
     dist = stats.t(df) if math.isfinite(df) else stats.norm()
     crit = float(dist.ppf(1 - alpha / 2))
     p = float(2 * dist.sf(abs(estimate / std_error)))
-    return Interval(estimate, std_error, estimate - crit * std_error,
-                    estimate + crit * std_error, p, df)
+    return Interval(
+        estimate, std_error, estimate - crit * std_error, estimate + crit * std_error, p, df
+    )
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,15 @@ def welch_difference(treated: np.ndarray, control: np.ndarray) -> WelchDifferenc
     v1 = float(np.var(treated, ddof=1)) / n1
     v0 = float(np.var(control, ddof=1)) / n0
     se = math.sqrt(v1 + v0)
-    denom = (v1**2 / (n1 - 1) + v0**2 / (n0 - 1))
+    denom = v1**2 / (n1 - 1) + v0**2 / (n0 - 1)
     df = (v1 + v0) ** 2 / denom if denom > 0 else math.inf
     m1, m0 = float(np.mean(treated)), float(np.mean(control))
     return WelchDifference(m1 - m0, se, df, m1, m0, v1, v0)
 
 
-def ratio_delta(num: float, den: float, var_num: float, var_den: float,
-                cov: float = 0.0) -> tuple[float, float]:
+def ratio_delta(
+    num: float, den: float, var_num: float, var_den: float, cov: float = 0.0
+) -> tuple[float, float]:
     """``num/den - 1`` and its delta-method SE.
 
     Examples
@@ -96,8 +99,13 @@ class RobustOLS:
     names: tuple[str, ...]
 
 
-def ols_robust(y: np.ndarray, X: np.ndarray, *, names: tuple[str, ...],
-               cov_type: Literal["HC1", "HC2", "HC3"] = "HC2") -> RobustOLS:
+def ols_robust(
+    y: np.ndarray,
+    X: np.ndarray,
+    *,
+    names: tuple[str, ...],
+    cov_type: Literal["HC1", "HC2", "HC3"] = "HC2",
+) -> RobustOLS:
     """OLS with a heteroskedasticity-robust covariance (statsmodels does the algebra).
 
     Examples
@@ -110,5 +118,6 @@ def ols_robust(y: np.ndarray, X: np.ndarray, *, names: tuple[str, ...],
     import statsmodels.api as sm
 
     res = sm.OLS(y, X).fit(cov_type=cov_type)
-    return RobustOLS(np.asarray(res.params), np.asarray(res.cov_params()),
-                     float(res.df_resid), names)
+    return RobustOLS(
+        np.asarray(res.params), np.asarray(res.cov_params()), float(res.df_resid), names
+    )
