@@ -60,9 +60,11 @@ def value_sentence(results: ExperimentResults) -> str:
 
     Examples
     --------
-    >>> value_sentence(res)  # doctest: +SKIP
-    'Rolled out to 200,000 customers, the service would earn a net €1.1M (95% CI €0.4M to
-    €1.8M) after its cost of €825k; the chance that it pays for itself is 99%.'
+    >>> from causal.pipeline import analyse
+    >>> from causal.spec import load_spec
+    >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))
+    >>> value_sentence(res)  # no value block: the effect sentence
+    'The intervention raised re78 by 1,794 per unit (95% CI 474 to 3,115).'
     """
     value = results.value
     if value is None:
@@ -113,8 +115,10 @@ def short_headline(results: ExperimentResults) -> str:
 
     Examples
     --------
-    >>> short_headline(res)  # doctest: +SKIP
-    'net €1.1M [€0.4M, €1.8M] · checks: pass'
+    >>> from causal.pipeline import analyse
+    >>> from causal.spec import load_spec
+    >>> short_headline(analyse(load_spec("experiments/lalonde_nsw_experiment.yaml")))
+    're78 1,794 [474, 3,115] · checks: warn'
     """
     status = f"checks: {results.worst_status}"
     if results.value is not None:

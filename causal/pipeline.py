@@ -43,9 +43,9 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     Examples
     --------
     >>> from causal.spec import load_spec
-    >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))  # doctest: +SKIP
-    >>> dim = res.find(outcome="re78", estimator="difference_in_means")  # doctest: +SKIP
-    >>> round(dim.estimate, 2)  # doctest: +SKIP
+    >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))
+    >>> dim = res.find(outcome="re78", estimator="difference_in_means")
+    >>> round(dim.estimate, 2)
     1794.34
     """
     timings: dict[str, float] = {}

@@ -182,8 +182,14 @@ def load_results(path: str | Path) -> ExperimentResults:
 
     Examples
     --------
-    >>> res = load_results("reports/extended_warranty_pilot/results.json")  # doctest: +SKIP
-    >>> res.headline().estimate  # doctest: +SKIP
+    >>> import tempfile
+    >>> from causal.pipeline import analyse
+    >>> from causal.spec import load_spec
+    >>> res = analyse(load_spec("experiments/lalonde_nsw_experiment.yaml"))
+    >>> path = Path(tempfile.mkdtemp()) / "results.json"
+    >>> _ = path.write_text(res.to_json())
+    >>> round(load_results(path).headline().estimate, 2)
+    1794.34
     """
     return ExperimentResults.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 

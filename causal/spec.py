@@ -279,8 +279,8 @@ def load_spec(path: str | Path) -> Spec:
 
     Examples
     --------
-    >>> spec = load_spec("experiments/extended_warranty_pilot.yaml")  # doctest: +SKIP
-    >>> spec.design.kind  # doctest: +SKIP
+    >>> spec = load_spec("experiments/extended_warranty_pilot.yaml")
+    >>> spec.design.kind
     'ab_test'
     """
     path = Path(path)

@@ -250,3 +250,19 @@ def test_fast_calibration_difference_in_means_and_lin_cover_the_true_effect():
             covered[name] += r.conf_low <= 1.0 <= r.conf_high
     for name, hits in covered.items():
         assert 0.92 <= hits / reps <= 0.98, (name, hits / reps)
+
+
+@pytest.mark.parametrize("cov_type", ["HC1", "HC2", "HC3"])
+def test_ols_robust_matches_statsmodels(cov_type):
+    import statsmodels.api as sm
+
+    from causal.inference import ols_robust
+
+    rng = np.random.default_rng(11)
+    X = np.column_stack([np.ones(300), rng.normal(size=(300, 3))])
+    y = X @ [1.0, 2.0, -1.0, 0.5] + rng.normal(size=300) * (1 + np.abs(X[:, 1]))
+    ours = ols_robust(y, X, names=("a", "b", "c", "d"), cov_type=cov_type)
+    peer = sm.OLS(y, X).fit(cov_type=cov_type)
+    np.testing.assert_allclose(ours.params, peer.params, rtol=1e-10)
+    np.testing.assert_allclose(ours.cov, peer.cov_params(), rtol=1e-8)
+    assert ours.df_resid == peer.df_resid

@@ -370,13 +370,16 @@ def power_row(result: Result, *, alpha: float = 0.05, power: float = 0.8) -> dic
 
 
 def _arrays(data: Dataset, outcome: str, *, need_covariates: bool = False):
-    table = data.table
-    keep = table[outcome].notna().to_numpy()
-    y = table[outcome].to_numpy(dtype=float)[keep]
-    d = table[data.treatment].to_numpy(dtype=float)[keep]
     if need_covariates and not data.covariates:
         raise DesignError("this estimator needs pre-period covariates; list them in 'covariates'")
-    X = _covariate_matrix(data)[0][keep] if data.covariates else None
+    table = data.table
+    y = table[outcome].to_numpy(dtype=float)
+    d = table[data.treatment].to_numpy(dtype=np.int64)
+    X = _covariate_matrix(data)[0] if need_covariates else None
+    keep = ~np.isnan(y)
+    if not keep.all():  # drop units whose outcome is missing; copy only then
+        y, d = y[keep], d[keep]
+        X = X[keep] if X is not None else None
     return y, d, X
 
 
@@ -399,7 +402,7 @@ def _covariate_matrix(data: Dataset) -> tuple[np.ndarray, list[str]]:
 
 def _welch(y: np.ndarray, d: np.ndarray):
     try:
-        return welch_difference(y[d == 1], y[d == 0])
+        return welch_difference(y, d)
     except ValueError as exc:
         raise DesignError(str(exc)) from None
 

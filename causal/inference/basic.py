@@ -53,24 +53,31 @@ class WelchDifference:
     control_var_mean: float
 
 
-def welch_difference(treated: np.ndarray, control: np.ndarray) -> WelchDifference:
+def welch_difference(y: np.ndarray, treated: np.ndarray) -> WelchDifference:
     """Difference in means with the unequal-variance (Welch) SE and Satterthwaite df.
+
+    ``treated`` is 0/1 per unit. Arm counts, means and centred sums of squares come from
+    ``np.bincount`` (two passes, no cancellation) rather than boolean-mask copies of ``y``:
+    half the time on a million units, and the same per-arm statistics an SQL engine can return.
 
     Examples
     --------
-    >>> d = welch_difference(np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0]))
+    >>> d = welch_difference(np.array([2.0, 4.0, 6.0, 1.0, 2.0, 3.0]), np.array([1, 1, 1, 0, 0, 0]))
     >>> round(d.difference, 3), round(d.std_error, 3)
     (2.0, 1.291)
     """
-    n1, n0 = len(treated), len(control)
+    arm = np.asarray(treated, dtype=np.int64)
+    n0, n1 = np.bincount(arm, minlength=2)[:2].tolist()
     if n1 < 2 or n0 < 2:
         raise ValueError(f"each arm needs at least 2 units (treated {n1}, control {n0})")
-    v1 = float(np.var(treated, ddof=1)) / n1
-    v0 = float(np.var(control, ddof=1)) / n0
+    means = np.bincount(arm, weights=y, minlength=2)[:2] / np.array([n0, n1])
+    squares = np.bincount(arm, weights=(y - means[arm]) ** 2, minlength=2)[:2]
+    m0, m1 = float(means[0]), float(means[1])
+    v1 = float(squares[1]) / (n1 - 1) / n1
+    v0 = float(squares[0]) / (n0 - 1) / n0
     se = math.sqrt(v1 + v0)
     denom = v1**2 / (n1 - 1) + v0**2 / (n0 - 1)
     df = (v1 + v0) ** 2 / denom if denom > 0 else math.inf
-    m1, m0 = float(np.mean(treated)), float(np.mean(control))
     return WelchDifference(m1 - m0, se, df, m1, m0, v1, v0)
 
 
@@ -106,7 +113,15 @@ def ols_robust(
     names: tuple[str, ...],
     cov_type: Literal["HC1", "HC2", "HC3"] = "HC2",
 ) -> RobustOLS:
-    """OLS with a heteroskedasticity-robust covariance (statsmodels does the algebra).
+    """OLS with a heteroskedasticity-robust (sandwich) covariance.
+
+    Written out rather than delegated to statsmodels: its pseudo-inverse (an SVD of the n × k
+    design) made Lin's estimator 1.3× slower than needed on a million units (bench/). Here the
+    k × k normal equations are solved once and the leverages come from one pass over X.
+    Agreement with statsmodels is tested to 1e-8.
+
+    HC1 scales the squared residuals by n / (n - k), HC2 divides them by 1 - h, HC3 by
+    (1 - h)², where h are the leverages (MacKinnon & White 1985).
 
     Examples
     --------
@@ -115,9 +130,15 @@ def ols_robust(
     >>> round(float(fit.params[1]), 10)
     2.5
     """
-    import statsmodels.api as sm
-
-    res = sm.OLS(y, X).fit(cov_type=cov_type)
-    return RobustOLS(
-        np.asarray(res.params), np.asarray(res.cov_params()), float(res.df_resid), names
-    )
+    n, k = X.shape
+    bread = np.linalg.inv(X.T @ X)
+    params = bread @ (X.T @ y)
+    resid = y - X @ params
+    if cov_type == "HC1":
+        weights = resid**2 * n / (n - k)
+    else:
+        leverage = np.einsum("ij,ij->i", X @ bread, X)
+        power = 1 if cov_type == "HC2" else 2
+        weights = resid**2 / (1 - leverage) ** power
+    meat = (X * weights[:, None]).T @ X
+    return RobustOLS(params, bread @ meat @ bread, float(n - k), names)
