@@ -31,17 +31,25 @@ def main(n: int) -> None:
     x = rng.normal(size=(n, 3))
     d = rng.integers(0, 2, n)
     y = x @ [1.0, 0.5, -0.3] + 0.2 * d + rng.normal(size=n)
-    table = pd.DataFrame({"id": np.arange(n), "d": d, "y": y, "x1": x[:, 0], "x2": x[:, 1],
-                          "x3": x[:, 2]})
-    t_validate, ds = best_of(lambda: validate_table(
-        table, unit="id", treatment="d", outcomes={"y": "continuous"},
-        covariates=("x1", "x2", "x3")))
+    table = pd.DataFrame(
+        {"id": np.arange(n), "d": d, "y": y, "x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2]}
+    )
+    t_validate, ds = best_of(
+        lambda: validate_table(
+            table,
+            unit="id",
+            treatment="d",
+            outcomes={"y": "continuous"},
+            covariates=("x1", "x2", "x3"),
+        )
+    )
     print(f"n = {n:,} units, 3 covariates; best of 3 runs; validate_table {t_validate:.3f} s")
     print(f"{'task':<32}{'causal s':>10}{'statsmodels s':>15}{'ratio':>8}")
 
     ours, r = best_of(lambda: abtest.difference_in_means(ds, "y"))
-    peer, cm = best_of(lambda: CompareMeans.from_data(y[d == 1], y[d == 0]).ttest_ind(
-        usevar="unequal"))
+    peer, _ = best_of(
+        lambda: CompareMeans.from_data(y[d == 1], y[d == 0]).ttest_ind(usevar="unequal")
+    )
     print(f"{'difference in means (Welch)':<32}{ours:>10.3f}{peer:>15.3f}{ours / peer:>8.2f}")
 
     frame = table.assign(**{f"x{i}c": table[f"x{i}"] - table[f"x{i}"].mean() for i in (1, 2, 3)})

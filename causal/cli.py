@@ -7,6 +7,7 @@ one or two lines, without a traceback (``--debug`` shows it), and exit with code
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -61,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.set_defaults(command=None)
+    # --debug is accepted after the command too; SUPPRESS keeps a top-level --debug intact.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks for errors")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub.add_parser = functools.partial(sub.add_parser, parents=[debug])
 
     run = sub.add_parser(
         "run",

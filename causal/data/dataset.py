@@ -173,7 +173,9 @@ def _check_unit(table: pd.DataFrame, unit: str) -> None:
 
 def _check_treatment(values: pd.Series, column: str) -> pd.Series:
     if values.isna().any():
-        raise DataError(f"treatment column {column!r} has {int(values.isna().sum())} missing values")
+        raise DataError(
+            f"treatment column {column!r} has {int(values.isna().sum())} missing values"
+        )
     if values.dtype == bool:
         return values.astype("int64")
     uniques = pd.unique(values).tolist()  # Python scalars: messages show 2, not np.int64(2)
@@ -181,7 +183,9 @@ def _check_treatment(values: pd.Series, column: str) -> pd.Series:
         shown = ", ".join(map(repr, uniques[:5]))
         raise DataError(f"treatment column {column!r} must be 0/1; found values {shown}")
     if len(uniques) < 2:
-        raise DataError(f"treatment column {column!r} has only the value {uniques[0]!r}; both arms are needed")
+        raise DataError(
+            f"treatment column {column!r} has only the value {uniques[0]!r}; both arms are needed"
+        )
     return values.astype("int64")
 
 

@@ -16,8 +16,14 @@ if TYPE_CHECKING:
 
     from causal.spec import Source
 
-_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-            ".duckdb": "duckdb", ".db": "duckdb"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".duckdb": "duckdb",
+    ".db": "duckdb",
+}
 
 
 class Engine(Protocol):
@@ -47,7 +53,10 @@ class DuckDBEngine:
         import duckdb
 
         self._duckdb = duckdb
-        self._con = duckdb.connect(database=":memory:")
+        # One thread: parallel aggregation adds floats in a run-dependent order, so SUMs (and
+        # every estimate and the data fingerprint) would differ in the last bits between runs of
+        # the same spec. Reproducibility is a promise; a distributed engine is the way to scale.
+        self._con = duckdb.connect(database=":memory:", config={"threads": 1})
         self._simulated: dict[tuple, object] = {}
 
     def register(self, name: str, source: Source, *, base_dir: Path, seed: int) -> None:
@@ -96,7 +105,9 @@ class DuckDBEngine:
         try:
             self._con.execute(sql)
         except self._duckdb.Error as exc:
-            raise DataError(f"data source {name!r}: DuckDB could not open it: {_first_line(exc)}") from None
+            raise DataError(
+                f"data source {name!r}: DuckDB could not open it: {_first_line(exc)}"
+            ) from None
 
     def query(self, sql: str) -> pd.DataFrame:
         try:
