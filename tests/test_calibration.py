@@ -49,6 +49,9 @@ def test_warranty_pilot_coverage_over_seeds():
         true_net = v["population"] * truth["gross_profit_12m"] - line(v, "cost")["estimate"]
         net = line(v, "net_value")
         hits["net_value"] += net["conf_low"] <= true_net <= net["conf_high"]
+    print(f"coverage over {reps} pilots of {n:,}:",
+          {name: round(k / reps, 3) for name, k in hits.items()},
+          "mean CI width:", {name: round(float(np.mean(w)), 2) for name, w in widths.items()})
     for name, k in hits.items():
         assert 0.91 <= k / reps <= 0.99, (name, k / reps)
     assert np.mean(widths["lin"]) < 0.85 * np.mean(widths["difference_in_means"])
