@@ -19,7 +19,8 @@ from causal.value import line
 STYLE = """<style>
 .causal h1{font-size:1.6em;margin:.2em 0}.causal .question{color:#444;font-style:italic}
 .causal .big{font-size:1.35em;margin:.4em 0}.causal table{border-collapse:collapse;margin:.5em 0}
-.causal .scroll table td,.causal .scroll table th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left;
+.causal .scroll table td,.causal .scroll table th{padding:.25em .6em;border-bottom:1px solid #ddd;
+text-align:left;
 vertical-align:top}.causal .scroll table td.num{text-align:right;white-space:nowrap}
 .causal .scroll{overflow-x:auto;max-width:100%}
 .causal .badge{display:inline-block;padding:.05em .5em;border-radius:.6em;font-size:.85em;

@@ -26,6 +26,7 @@ from causal.designs.registry import (
     ESTIMATORS,
     NEEDS_COVARIATES,
     PLANNED_DESIGNS,
+    RELATIVE_ESTIMATORS,
 )
 from causal.errors import SpecError
 
@@ -219,6 +220,11 @@ class Spec(_Model):
                 raise ValueError(
                     f"primary.estimator: {self.primary.estimator!r} is not run; "
                     f"run: {list(self.estimator_names)}"
+                )
+            if self.value is not None and self.primary.estimator in RELATIVE_ESTIMATORS:
+                raise ValueError(
+                    f"primary.estimator: {self.primary.estimator!r} is a ratio and cannot be "
+                    "turned into money; choose an absolute one (e.g. lin or difference_in_means)"
                 )
         return self
 

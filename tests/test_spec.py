@@ -116,6 +116,13 @@ def test_value_outcome_must_be_an_outcome(tmp_path):
         load_spec(write(tmp_path, text))
 
 
+def test_a_ratio_cannot_be_priced(tmp_path):
+    text = spec_text(**{"  estimator: difference_in_means": "  estimator: relative_lift"})
+    text += "value:\n  outcome: re78\n  gross_margin: 1.0\n"
+    with pytest.raises(SpecError, match="is a ratio and cannot be turned into money"):
+        load_spec(write(tmp_path, text))
+
+
 def test_source_needs_path_or_simulator(tmp_path):
     text = spec_text(**{"      path: ": "      simulator: x\n      path: "})
     with pytest.raises(SpecError, match="either 'path'"):

@@ -16,3 +16,4 @@ DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
 }
 NEEDS_COVARIATES: frozenset[str] = frozenset({"cuped", "lin"})
+RELATIVE_ESTIMATORS: frozenset[str] = frozenset({"relative_lift"})
