@@ -48,6 +48,8 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     >>> round(dim.estimate, 2)
     1794.34
     """
+    if spec.design.kind == "synthetic_control":
+        return _analyse_synth(spec)
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
@@ -84,7 +86,28 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         segments=segments,
         power=power,
         value=value,
-        provenance=_provenance(spec, data, timings),
+        provenance=_provenance(spec, data.fingerprint, data.n_units, timings),
+    )
+
+
+def _analyse_synth(spec: Spec) -> ExperimentResults:
+    from causal.designs.synth_run import run_synth
+
+    timings: dict[str, float] = {}
+    with _timed(timings, "estimators_and_placebos"):
+        run = run_synth(spec)
+    value = None
+    if spec.value is not None:
+        value = _value(
+            spec, run["results"], run["primary"], population_default=run["population_default"]
+        )
+    return ExperimentResults(
+        experiment=_experiment_block(spec),
+        results=tuple(run["results"]),
+        primary=run["primary"],
+        checks=tuple(run["checks"]),
+        value=value,
+        provenance=_provenance(spec, run["fingerprint"], run["n_rows"], timings),
     )
 
 
@@ -135,7 +158,13 @@ def _primary(spec: Spec, results: list[Result]) -> dict[str, str]:
     return {"outcome": outcome, "estimator": estimator}
 
 
-def _value(spec: Spec, results: list[Result], primary: dict[str, str]) -> dict:
+def _value(
+    spec: Spec,
+    results: list[Result],
+    primary: dict[str, str],
+    *,
+    population_default: int | None = None,
+) -> dict:
     from causal.value import value_block
 
     settings = spec.value
@@ -155,7 +184,7 @@ def _value(spec: Spec, results: list[Result], primary: dict[str, str]) -> dict:
         revenue,
         profit=profit,
         gross_margin=settings.gross_margin,
-        population=settings.population,
+        population=settings.population or population_default,
         cost_per_treated_unit=spec.intervention.cost_per_treated_unit,
         fixed_cost=spec.intervention.fixed_cost,
         currency=settings.currency,
@@ -168,6 +197,7 @@ def _experiment_block(spec: Spec) -> dict:
         "title": spec.title,
         "question": spec.question,
         "design": spec.design.kind,
+        "design_settings": spec.design.model_dump(mode="json"),
         "intervention": spec.intervention.model_dump(mode="json"),
         "unit": spec.unit,
         "treatment": spec.treatment,
@@ -180,7 +210,7 @@ def _experiment_block(spec: Spec) -> dict:
     }
 
 
-def _provenance(spec: Spec, data: Dataset, timings: dict[str, float]) -> dict:
+def _provenance(spec: Spec, data_fingerprint: str, n_rows: int, timings: dict[str, float]) -> dict:
     versions = {}
     for package in PROVENANCE_PACKAGES:
         try:
@@ -192,8 +222,8 @@ def _provenance(spec: Spec, data: Dataset, timings: dict[str, float]) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": versions,
-        "data_fingerprint": data.fingerprint,
-        "n_rows": data.n_units,
+        "data_fingerprint": data_fingerprint,
+        "n_rows": n_rows,
         "seed": spec.seed,
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
     }

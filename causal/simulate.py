@@ -305,8 +305,32 @@ def extended_warranty_pilot(
     )
 
 
+def _city_free_delivery(
+    *,
+    n_cities: int = 40,
+    n_weeks: int = 104,
+    treatment_week: int = 79,
+    effect: float = 0.06,
+    n_treated: int = 1,
+    seed: int = 0,
+) -> SimulatedPilot:
+    """Run :func:`causal.simulate_city.city_free_delivery`, imported here because it imports
+    this module; the signature is repeated so :func:`simulate` can check parameter names."""
+    from causal.simulate_city import city_free_delivery
+
+    return city_free_delivery(
+        n_cities=n_cities,
+        n_weeks=n_weeks,
+        treatment_week=treatment_week,
+        effect=effect,
+        n_treated=n_treated,
+        seed=seed,
+    )
+
+
 SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "extended_warranty_pilot": extended_warranty_pilot,
+    "city_free_delivery": _city_free_delivery,
 }
 
 

@@ -30,6 +30,8 @@ from causal.designs.registry import (
 )
 from causal.errors import SpecError
 
+DESIGNS = AVAILABLE_DESIGNS
+
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _HORIZON = r"^\d+(\.\d+)?\s*(day|week|month|year)s?$"
 
@@ -83,7 +85,43 @@ class ABTestDesign(_Model):
     )
 
 
-Design = Annotated[ABTestDesign, Field(discriminator="kind")]
+class Predictor(_Model):
+    """A predictor of the synthetic control: a column's mean over a window of pre-periods."""
+
+    column: str = Field(pattern=_IDENTIFIER, description="Column of the panel (outcome or other).")
+    start: int | float | date | None = Field(None, description="First period (default: first).")
+    end: int | float | date | None = Field(None, description="Last period (default: last pre).")
+
+
+class SyntheticControlDesign(_Model):
+    """One or a few units treated from a common start; the other units are the donor pool."""
+
+    kind: Literal["synthetic_control"]
+    time: str = Field(pattern=_IDENTIFIER, description="Period column (orderable).")
+    treated_units: list[str | int] = Field(min_length=1, description="Values of the unit column.")
+    treatment_start: int | float | date = Field(description="First treated period.")
+    exclude_donors: list[str | int] = Field(default_factory=list)
+    outcome_only: bool = Field(
+        True, description="Fit on pre-period outcomes (the paper's SC); false: ADH predictors."
+    )
+    predictors: list[Predictor] = Field(
+        default_factory=list, description="ADH predictors, used when outcome_only is false."
+    )
+    placebo_replications: int = Field(200, ge=20, description="Draws for the placebo SE.")
+    placebo_in_time: list[int | float | date] | None = Field(
+        None, description="Fake start periods for placebo-in-time (default: up to three)."
+    )
+
+    @model_validator(mode="after")
+    def _predictors_need_adh(self) -> SyntheticControlDesign:
+        if self.outcome_only and self.predictors:
+            raise ValueError("predictors are used only with outcome_only: false")
+        if not self.outcome_only and not self.predictors:
+            raise ValueError("outcome_only: false needs predictors (ADH synthetic control)")
+        return self
+
+
+Design = Annotated[ABTestDesign | SyntheticControlDesign, Field(discriminator="kind")]
 
 
 class Source(_Model):
@@ -173,7 +211,9 @@ class Spec(_Model):
     intervention: Intervention
     design: Design
     unit: str = Field(pattern=_IDENTIFIER, description="Unit id column (unique per row).")
-    treatment: str = Field(pattern=_IDENTIFIER, description="0/1 treatment column.")
+    treatment: str | None = Field(
+        None, pattern=_IDENTIFIER, description="0/1 treatment column (A/B designs)."
+    )
     outcomes: list[Outcome] = Field(min_length=1)
     covariates: list[Annotated[str, Field(pattern=_IDENTIFIER)]] = Field(
         default_factory=list, description="Pre-period covariates for adjustment and balance."
@@ -196,6 +236,12 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         kind = self.design.kind
+        if kind == "ab_test" and self.treatment is None:
+            raise ValueError("treatment: required field is missing (the 0/1 treatment column)")
+        if kind != "ab_test" and (self.covariates or self.segments):
+            raise ValueError(
+                f"covariates and segments are not used by the {kind} design; use design.predictors"
+            )
         known = ESTIMATORS[kind]
         for name in self.estimators or ():
             if name not in known:
@@ -332,7 +378,7 @@ def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
     loc = tuple(first["loc"])
     # Drop pydantic's discriminator tag from the location: users never wrote it.
     loc = tuple(
-        p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "design" and p == "ab_test")
+        p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "design" and p in DESIGNS)
     )
     field = ".".join(str(p) for p in loc) or "(top level)"
     if first["type"] == "extra_forbidden":

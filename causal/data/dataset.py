@@ -68,6 +68,25 @@ def load_dataset(spec: Spec, *, engine: Engine | None = None) -> Dataset:
     >>> ds.n_units
     445
     """
+    return validate_table(
+        query_table(spec, engine=engine),
+        unit=spec.unit,
+        treatment=spec.treatment,
+        outcomes={o.column: o.kind for o in spec.outcomes},
+        covariates=tuple(spec.covariates),
+        segments=tuple(spec.segments),
+    )
+
+
+def query_table(spec: Spec, *, engine: Engine | None = None) -> pd.DataFrame:
+    """Register the spec's sources in the engine and return the result of its query.
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> query_table(load_spec("experiments/lalonde_nsw_experiment.yaml")).shape
+    (445, 11)
+    """
     own_engine = engine is None
     engine = engine or DuckDBEngine()
     try:
@@ -78,14 +97,9 @@ def load_dataset(spec: Spec, *, engine: Engine | None = None) -> Dataset:
     finally:
         if own_engine:
             engine.close()
-    return validate_table(
-        table,
-        unit=spec.unit,
-        treatment=spec.treatment,
-        outcomes={o.column: o.kind for o in spec.outcomes},
-        covariates=tuple(spec.covariates),
-        segments=tuple(spec.segments),
-    )
+    if len(table) == 0:
+        raise DataError("the analysis table is empty after data.query; check its joins and filters")
+    return table
 
 
 def validate_table(
