@@ -22,18 +22,21 @@ from causal.results import ExperimentResults, Result
 from causal.value import line
 
 _BLUE, _GREY, _RED, _GREEN = "#1f5fa8", "#6b6b6b", "#b03a2e", "#2e7d32"
-_ABSOLUTE = ("difference_in_means", "cuped", "lin")
+_RELATIVE = ("relative_lift",)
 _NAMES = {
     "difference_in_means": "Difference in means",
     "cuped": "CUPED",
     "lin": "Regression adjustment (Lin)",
     "relative_lift": "Relative lift",
+    "synthetic_did": "Synthetic DiD",
+    "synthetic_control": "Synthetic control",
+    "did_sc_baseline": "DiD (baseline)",
 }
 
 
 def effect_plot(results: ExperimentResults, outcome: str, *, currency: str | None = None) -> Figure:
     """Each absolute estimator's effect on ``outcome`` with its confidence interval."""
-    rows = [r for r in results.results if r.outcome == outcome and r.estimator in _ABSOLUTE]
+    rows = [r for r in results.results if r.outcome == outcome and r.estimator not in _RELATIVE]
     labels = [_NAMES.get(r.estimator, r.estimator) for r in rows]
     unit = f" ({currency} per unit)" if currency else " (per unit)"
     fig = _forest(
@@ -111,6 +114,50 @@ def value_plot(results: ExperimentResults) -> Figure:
         f"(bars: estimate; whiskers: {value['conf_level']:.0%} CI)"
     )
     ax.xaxis.set_major_formatter(lambda x, _: money(x, cur))
+    _tidy(ax)
+    fig.tight_layout()
+    return fig
+
+
+def synth_path_plot(results: ExperimentResults, estimator: str) -> Figure:
+    """Treated path against its synthetic counterpart, with the treatment start marked."""
+    r = results.find(outcome=results.primary["outcome"], estimator=estimator)
+    d = r.details
+    times, start = d["times"], d["treatment_start_index"]
+    fig, ax = plt.subplots(figsize=(7.0, 3.4), dpi=110)
+    ax.plot(times, d["treated_path"], color=_BLUE, linewidth=2, label="Treated")
+    ax.plot(times, d["synthetic_path"], color=_GREY, linewidth=2, linestyle="--",
+            label=f"Synthetic ({_NAMES.get(estimator, estimator)})")
+    ax.axvline(times[start], color=_RED, linewidth=1, linestyle=":")
+    ax.annotate("treatment starts", (times[start], ax.get_ylim()[1]), xytext=(4, -12),
+                textcoords="offset points", fontsize=8, color=_RED)
+    ax.set_xlabel("Period")
+    ax.set_ylabel(r.outcome)
+    ax.legend(frameon=False, fontsize=9)
+    ax.set_title(f"{r.outcome}: treated and synthetic", loc="left", fontsize=11)
+    _tidy(ax)
+    fig.tight_layout()
+    return fig
+
+
+def gap_plot(results: ExperimentResults, estimator: str) -> Figure:
+    """Treated minus synthetic over time, with every donor's placebo gap in grey."""
+    r = results.find(outcome=results.primary["outcome"], estimator=estimator)
+    d = r.details
+    times, start = d["times"], d["treatment_start_index"]
+    fig, ax = plt.subplots(figsize=(7.0, 3.4), dpi=110)
+    for gaps in d.get("placebo_space", {}).get("gaps", {}).values():
+        ax.plot(times, gaps, color="#bbbbbb", linewidth=0.7)
+    gap = [t - s for t, s in zip(d["treated_path"], d["synthetic_path"], strict=True)]
+    ax.plot(times, gap, color=_BLUE, linewidth=2.2, label="Treated")
+    ax.axhline(0, color=_GREY, linewidth=0.8)
+    ax.axvline(times[start], color=_RED, linewidth=1, linestyle=":")
+    ax.set_xlabel("Period")
+    ax.set_ylabel(f"Gap in {r.outcome} (treated − synthetic)")
+    space = d.get("placebo_space")
+    subtitle = (f"; grey: {space['n'] - 1} donors as placebo treated units "
+                f"(rank {space['rank']} of {space['n']})" if space else "")
+    ax.set_title(f"Gap, {_NAMES.get(estimator, estimator)}{subtitle}", loc="left", fontsize=10)
     _tidy(ax)
     fig.tight_layout()
     return fig

@@ -63,6 +63,63 @@ METHODS = {
 }
 
 
+METHODS.update({
+    "synthetic_did": (
+        "Synthetic difference-in-differences", "Unit weights make the donors' pre-period path "
+        "parallel to the treated one, time weights pick the pre-periods that resemble the "
+        "post-period, and a weighted DiD compares them; ridge-regularised weights as in R "
+        "synthdid. Standard error from placebo refits (donors play the treated unit).",
+        "No unmeasured shock specific to the treated unit at the start; the weighted donors' "
+        "trend stands in for the treated unit's.",
+        "Arkhangelsky, Athey, Hirshberg, Imbens & Wager (2021), AER 111(12)."),
+    "synthetic_control": (
+        "Synthetic control", "A convex combination of donors that reproduces the treated unit "
+        "before the start; the post-period gap is the effect. Outcome-only fit as in the "
+        "paper's Table 1, or Abadie–Diamond–Hainmueller predictor weights.",
+        "The treated unit lies in the donors' convex hull; no donor is affected by the "
+        "treatment.", "Abadie, Diamond & Hainmueller (2010), JASA 105(490)."),
+    "did_sc_baseline": (
+        "Difference-in-differences", "Treated minus donor average, after minus before, with "
+        "equal weights: the baseline that synthetic methods improve on.",
+        "Parallel trends between the treated unit and the donors' average.",
+        "e.g. Angrist & Pischke (2009), ch. 5."),
+})
+
+
+def weights_html(res: ExperimentResults, *, top: int = 12) -> str:
+    """Donor weights of each estimator of the primary outcome, largest first."""
+    outcome = res.primary["outcome"]
+    blocks = []
+    for r in res.results:
+        weights = r.details.get("unit_weights") if r.outcome == outcome else None
+        if not weights or r.estimator == "did_sc_baseline":
+            continue
+        ordered = sorted(weights.items(), key=lambda kv: -kv[1])
+        rows = [[unit, f"{w:.3f}"] for unit, w in ordered[:top]]
+        if len(ordered) > top:
+            rest = sum(w for _, w in ordered[top:])
+            rows.append([f"{len(ordered) - top} more donors", f"{rest:.3f}"])
+        blocks.append(f"<h4>{escape(METHODS.get(r.estimator, (r.estimator,))[0])}: "
+                      f"{len(ordered)} donors with weight</h4>" + _table(["Donor", "Weight"], rows))
+    return "".join(blocks) or "<p>No donor weights.</p>"
+
+
+def placebo_html(res: ExperimentResults) -> str:
+    """Placebo-in-space rank and p-value and placebo-in-time estimates per estimator."""
+    outcome = res.primary["outcome"]
+    rows = []
+    for r in res.results:
+        space = r.details.get("placebo_space") if r.outcome == outcome else None
+        if space is None:
+            continue
+        in_time = ", ".join(f"{row['fake_start']}: {row['estimate']:,.3g}"
+                            for row in r.details.get("placebo_in_time", []))
+        rows.append([r.estimator, f"{space['rank']} of {space['n']}", f"{space['p_value']:.3f}",
+                     f"{r.details.get('pre_rmspe', math.nan):,.4g}", in_time or "–"])
+    return _table(["Estimator", "Rank of post/pre RMSPE ratio", "Permutation p",
+                   "Pre-period RMSPE", "Placebo-in-time estimates"], rows)
+
+
 def headline_html(res: ExperimentResults) -> str:
     """Title, question, the headline number with its interval and plain sentences."""
     exp = res.experiment
