@@ -3,6 +3,7 @@ placebo inference, known truth on the simulated city pilot, and clear errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_frank_wolfe_converges_to_the_exact_simplex_optimum():
     # 100-step-then-sparsify SC, -19.62, differs from the exact optimum, -19.51).
     best = float(np.sum((A @ exact - b) ** 2))
     losses = [loss(t) for t in (100, 1_000, 10_000)]
-    assert all(a >= b for a, b in zip(losses, losses[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(losses))
     assert best <= losses[-1] <= 1.1 * best
 
 
@@ -183,9 +184,8 @@ def test_placebo_p_value_detects_a_real_effect_in_most_pilots():
 
 @pytest.mark.slow
 def test_placebo_p_value_is_roughly_uniform_without_an_effect():
-    p_values = np.array([synth.placebo_in_space("synthetic_did",
-                                                city_panel(seed=s, effect=0.0, n_cities=30)[0]).p_value
-                         for s in range(120)])
+    panels = (city_panel(seed=s, effect=0.0, n_cities=30)[0] for s in range(120))
+    p_values = np.array([synth.placebo_in_space("synthetic_did", p).p_value for p in panels])
     print("null placebo p-values: share <= 0.1:", np.mean(p_values <= 0.1),
           "share <= 0.5:", np.mean(p_values <= 0.5))
     assert 0.02 <= np.mean(p_values <= 0.1) <= 0.2
