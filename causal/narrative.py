@@ -74,7 +74,7 @@ def value_sentence(results: ExperimentResults) -> str:
     cost = value_line(value, "cost")["estimate"]
     level = f"{value['conf_level']:.0%}"
     text = (
-        f"Rolled out to {value['population']:,} units, the service would bring a net "
+        f"{population_phrase(value)}, the service would bring a net "
         f"{money(net['estimate'], cur)} ({level} CI {money(net['conf_low'], cur)} to "
         f"{money(net['conf_high'], cur)}) after its cost of {money(cost, cur)}"
     )
@@ -84,6 +84,18 @@ def value_sentence(results: ExperimentResults) -> str:
             f"{_probability(value['probability_roi_positive'])}."
         )
     return text + "."
+
+
+def population_phrase(value: dict) -> str:
+    """How the value block names its population, e.g. 'Rolled out to 400,000 units'.
+
+    Examples
+    --------
+    >>> population_phrase({"population": 26, "population_label": "Over {n} city-weeks"})
+    'Over 26 city-weeks'
+    """
+    label = value.get("population_label", "Rolled out to {n} units")
+    return label.format(n=f"{value['population']:,}")
 
 
 def effect_sentence(result: Result, *, currency: str | None = None) -> str:

@@ -99,7 +99,11 @@ def _analyse_synth(spec: Spec) -> ExperimentResults:
     value = None
     if spec.value is not None:
         value = _value(
-            spec, run["results"], run["primary"], population_default=run["population_default"]
+            spec,
+            run["results"],
+            run["primary"],
+            population_default=run["population_default"],
+            population_label="Over the pilot's {n} treated unit-periods",
         )
     return ExperimentResults(
         experiment=_experiment_block(spec),
@@ -164,6 +168,7 @@ def _value(
     primary: dict[str, str],
     *,
     population_default: int | None = None,
+    population_label: str = "Rolled out to {n} units",
 ) -> dict:
     from causal.value import value_block
 
@@ -188,6 +193,9 @@ def _value(
         cost_per_treated_unit=spec.intervention.cost_per_treated_unit,
         fixed_cost=spec.intervention.fixed_cost,
         currency=settings.currency,
+        population_label=population_label
+        if settings.population is None
+        else "Rolled out to {n} units",
     )
 
 

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from causal.narrative import money
+from causal.narrative import money, population_phrase
 from causal.results import ExperimentResults, Result
 from causal.value import line
 
@@ -110,7 +110,7 @@ def value_plot(results: ExperimentResults) -> Figure:
     ax.set_yticks(ys, labels)
     ax.axvline(0, color=_GREY, linewidth=0.8)
     ax.set_xlabel(
-        f"{cur}, roll-out to {value['population']:,} units "
+        f"{cur}, {population_phrase(value).lower()} "
         f"(bars: estimate; whiskers: {value['conf_level']:.0%} CI)"
     )
     ax.xaxis.set_major_formatter(lambda x, _: money(x, cur))
@@ -126,11 +126,23 @@ def synth_path_plot(results: ExperimentResults, estimator: str) -> Figure:
     times, start = d["times"], d["treatment_start_index"]
     fig, ax = plt.subplots(figsize=(7.0, 3.4), dpi=110)
     ax.plot(times, d["treated_path"], color=_BLUE, linewidth=2, label="Treated")
-    ax.plot(times, d["synthetic_path"], color=_GREY, linewidth=2, linestyle="--",
-            label=f"Synthetic ({_NAMES.get(estimator, estimator)})")
+    ax.plot(
+        times,
+        d["synthetic_path"],
+        color=_GREY,
+        linewidth=2,
+        linestyle="--",
+        label=f"Synthetic ({_NAMES.get(estimator, estimator)})",
+    )
     ax.axvline(times[start], color=_RED, linewidth=1, linestyle=":")
-    ax.annotate("treatment starts", (times[start], ax.get_ylim()[1]), xytext=(4, -12),
-                textcoords="offset points", fontsize=8, color=_RED)
+    ax.annotate(
+        "treatment starts",
+        (times[start], ax.get_ylim()[1]),
+        xytext=(4, -12),
+        textcoords="offset points",
+        fontsize=8,
+        color=_RED,
+    )
     ax.set_xlabel("Period")
     ax.set_ylabel(r.outcome)
     ax.legend(frameon=False, fontsize=9)
@@ -155,8 +167,12 @@ def gap_plot(results: ExperimentResults, estimator: str) -> Figure:
     ax.set_xlabel("Period")
     ax.set_ylabel(f"Gap in {r.outcome} (treated − synthetic)")
     space = d.get("placebo_space")
-    subtitle = (f"; grey: {space['n'] - 1} donors as placebo treated units "
-                f"(rank {space['rank']} of {space['n']})" if space else "")
+    subtitle = (
+        f"; grey: {space['n'] - 1} donors as placebo treated units "
+        f"(rank {space['rank']} of {space['n']})"
+        if space
+        else ""
+    )
     ax.set_title(f"Gap, {_NAMES.get(estimator, estimator)}{subtitle}", loc="left", fontsize=10)
     _tidy(ax)
     fig.tight_layout()

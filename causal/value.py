@@ -49,6 +49,7 @@ def value_block(
     cost_per_treated_unit: float = 0.0,
     fixed_cost: float = 0.0,
     currency: str = "EUR",
+    population_label: str = "Rolled out to {n} units",
 ) -> dict[str, Any]:
     """Turn a per-unit revenue effect into money for the population the service would reach.
 
@@ -64,6 +65,8 @@ def value_block(
         Costs of serving ``population`` units.
     currency
         Label only.
+    population_label
+        How the report names the population, with ``{n}`` for its size.
 
     Returns
     -------
@@ -119,6 +122,7 @@ def value_block(
         "revenue_outcome": revenue.outcome,
         "profit_source": profit_source,
         "population": n,
+        "population_label": population_label,
         "cost_per_treated_unit": cost_per_treated_unit,
         "fixed_cost": fixed_cost,
         "conf_level": revenue.conf_level,
