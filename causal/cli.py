@@ -169,6 +169,8 @@ def _validate(args: argparse.Namespace) -> int:
     from causal.spec import load_spec
 
     spec = load_spec(args.spec)
+    if spec.design.kind == "synthetic_control":
+        return _validate_panel(spec, args.spec)
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
@@ -177,6 +179,24 @@ def _validate(args: argparse.Namespace) -> int:
         f"fingerprint {data.fingerprint[:12]}"
     )
     print("missing values: " + (", ".join(f"{c} {n}" for c, n in missing.items()) or "none"))
+    return 0
+
+
+def _validate_panel(spec, path: Path) -> int:
+    from causal.data.dataset import query_table
+    from causal.designs.synth import build_panel, convex_hull_check
+
+    table = query_table(spec)
+    design = spec.design
+    print(f"{path}: valid {design.kind} spec {spec.name!r}")
+    for outcome in spec.outcomes:
+        panel = build_panel(table, unit=spec.unit, time=design.time, outcome=outcome.column,
+                            treated_units=design.treated_units, start=design.treatment_start,
+                            exclude=design.exclude_donors)
+        hull = convex_hull_check(panel)
+        print(f"{outcome.column}: {panel.n0} donors, {len(panel.treated_units)} treated, "
+              f"{panel.t0} pre-periods, {len(panel.times) - panel.t0} post-periods; "
+              f"[{hull.status}] {hull.detail}")
     return 0
 
 

@@ -269,3 +269,10 @@ def test_adh_synthetic_control_from_a_spec():
     assert space["p_value"] == pytest.approx(space["rank"] / 39)
     assert space["rank"] == 2
     assert -25 < result.estimate < -15 and result.std_error > 0
+
+
+def test_validate_command_on_a_panel_spec():
+    proc = subprocess.run([sys.executable, "-m", "causal.cli", "validate", str(PROP99)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "38 donors, 1 treated, 19 pre-periods, 12 post-periods" in proc.stdout
