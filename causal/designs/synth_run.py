@@ -11,6 +11,7 @@ from causal.checks import CheckResult, guarded
 from causal.data.dataset import fingerprint, query_table
 from causal.designs import synth
 from causal.errors import DesignError
+from causal.progress import progress
 from causal.results import Result
 from causal.spec import Spec
 
@@ -29,8 +30,8 @@ def run_synth(spec: Spec, table: pd.DataFrame | None = None) -> dict:
     results: list[Result] = []
     primary_outcome = spec.value.outcome if spec.value else spec.outcomes[0].column
     panels = {}
-    for outcome in spec.outcomes:
-        panel = synth.build_panel(
+    for outcome in spec.outcomes:  # validate every panel before any long fit
+        panels[outcome.column] = synth.build_panel(
             table,
             unit=spec.unit,
             time=design.time,
@@ -39,12 +40,12 @@ def run_synth(spec: Spec, table: pd.DataFrame | None = None) -> dict:
             start=design.treatment_start,
             exclude=design.exclude_donors,
         )
-        panels[outcome.column] = panel
-        for name in spec.estimator_names:
-            result = _fit(name, panel, spec, table, outcome.column)
-            if outcome.column == primary_outcome:
-                result = _with_placebos(result, name, panel, spec)
-            results.append(result)
+    jobs = [(o.column, name) for o in spec.outcomes for name in spec.estimator_names]
+    for column, name in progress(jobs, desc="estimators and placebos", total=len(jobs)):
+        result = _fit(name, panels[column], spec, table, column)
+        if column == primary_outcome:
+            result = _with_placebos(result, name, panels[column], spec)
+        results.append(result)
     panel = panels[primary_outcome]
     primary = _primary(spec, results, primary_outcome)
     head = next(
