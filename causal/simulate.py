@@ -328,9 +328,36 @@ def _city_free_delivery(
     )
 
 
+def _remote_support_rollout(
+    *,
+    n_stores: int = 600,
+    n_regions: int = 12,
+    n_months: int = 30,
+    waves: tuple[int, ...] = (10, 14, 18, 22),
+    share_never: float = 0.25,
+    plateau: float = 0.08,
+    seed: int = 0,
+) -> SimulatedPilot:
+    """Run :func:`causal.simulate_rollout.remote_support_rollout`, imported here because it
+    imports this module; the signature is repeated so :func:`simulate` can check parameter
+    names."""
+    from causal.simulate_rollout import remote_support_rollout
+
+    return remote_support_rollout(
+        n_stores=n_stores,
+        n_regions=n_regions,
+        n_months=n_months,
+        waves=waves,
+        share_never=share_never,
+        plateau=plateau,
+        seed=seed,
+    )
+
+
 SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "extended_warranty_pilot": extended_warranty_pilot,
     "city_free_delivery": _city_free_delivery,
+    "remote_support_rollout": _remote_support_rollout,
 }
 
 
