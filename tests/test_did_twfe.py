@@ -180,7 +180,7 @@ def test_treatment_switching_off_names_the_units():
 
 def test_duplicate_rows_time_not_orderable_and_missing_outcome():
     table = staggered(n_units=10, seed=1)
-    with pytest.raises(DataError, match=r"share a \(unit, t\) pair"):
+    with pytest.raises(DataError, match=r"repeat a \(unit, t\) pair"):
         build_did_panel(
             pd.concat([table, table.head(1)]), unit="unit", time="t", outcome="y", first_treated="g"
         )

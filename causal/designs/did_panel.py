@@ -118,19 +118,28 @@ def build_did_panel(
             f"the analysis table has no column(s) {missing}; columns are {list(table.columns)}"
         )
     _check_time_orderable(table[time], time)
-    _check_no_duplicates(table, unit, time)
-    table = table.sort_values([unit, time], kind="mergesort").reset_index(drop=True)
-    y = _numeric_no_missing(table, outcome, unit, time, role="outcome")
-    unit_codes, units = pd.factorize(table[unit], sort=True)
-    time_codes, times = pd.factorize(table[time], sort=True)
-    times = np.asarray(times)
+    unit_codes, units = _sorted_codes(table[unit].to_numpy())
+    time_codes, times = _sorted_codes(table[time].to_numpy())
     if len(times) < 2:
         raise DesignError(f"the time column {time!r} has a single period; DiD needs two or more")
+    # Sort by (unit, time) through one integer key; tables that arrive sorted are not copied.
+    key = unit_codes.astype(np.int64) * len(times) + time_codes
+    steps = np.diff(key)
+    if not (steps > 0).all():
+        order = np.argsort(key, kind="stable")
+        _check_no_duplicates(table, unit, time, key[order], order)
+        table = table.take(order).reset_index(drop=True)
+        unit_codes, time_codes = unit_codes[order], time_codes[order]
+    y = _numeric_no_missing(table, outcome, unit, time, role="outcome")
+    times = np.asarray(times)
     if treatment is not None:
         cohort_pos = _cohorts_from_treatment(table, unit, treatment, unit_codes, time_codes, units)
     else:
         cohort_pos = _cohorts_from_column(table, unit, first_treated, unit_codes, times)
-    cluster_code = _unit_level_clusters(table, unit, cluster, unit_codes, len(units))
+    if cluster == unit:
+        cluster_code = np.arange(len(units), dtype=np.int64)
+    else:
+        cluster_code = _unit_level_clusters(table, unit, cluster, unit_codes, len(units))
     covs = pd.DataFrame(
         {c: _numeric_no_missing(table, c, unit, time, role="covariate") for c in covariates}
     )
@@ -178,6 +187,18 @@ def check_controls(panel: DidPanel, control_group: str) -> None:
         )
 
 
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes in sorted order of the values; a non-decreasing numeric column (a table
+    already sorted by unit) is coded in one pass instead of a hash-based factorize."""
+    if values.dtype.kind in "iuf" and len(values) > 1:
+        steps = np.diff(values)
+        if (steps >= 0).all():
+            new = np.r_[True, steps > 0]
+            return np.cumsum(new) - 1, values[new]
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes, np.asarray(uniques)
+
+
 def _check_time_orderable(values: pd.Series, column: str) -> None:
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if numeric or pd.api.types.is_datetime64_any_dtype(values):
@@ -191,13 +212,16 @@ def _check_time_orderable(values: pd.Series, column: str) -> None:
     )
 
 
-def _check_no_duplicates(table: pd.DataFrame, unit: str, time: str) -> None:
-    dup = table.duplicated([unit, time], keep=False)
-    if dup.any():
-        rows = table.loc[dup, [unit, time]].drop_duplicates().head(3)
-        shown = ", ".join(f"({u!r}, {t!r})" for u, t in rows.itertuples(index=False))
+def _check_no_duplicates(table, unit, time, sorted_key, order) -> None:
+    repeated = np.flatnonzero(np.diff(sorted_key) == 0)
+    if repeated.size:
+        rows = table.iloc[order[repeated[:3]]]
+        shown = ", ".join(
+            f"({u!r}, {t!r})"
+            for u, t in zip(*(rows[c].tolist() for c in (unit, time)), strict=True)
+        )
         raise DataError(
-            f"{int(dup.sum())} rows share a ({unit}, {time}) pair, e.g. {shown}; a panel needs "
+            f"{repeated.size} rows repeat a ({unit}, {time}) pair, e.g. {shown}; a panel needs "
             "one row per unit and period — aggregate in the spec's query"
         )
 
@@ -248,10 +272,12 @@ def _cohorts_from_column(table, unit, column, unit_codes, times) -> np.ndarray:
     g = table[column]
     if not (pd.api.types.is_numeric_dtype(g) or pd.api.types.is_datetime64_any_dtype(g)):
         raise DataError(f"first-treated column {column!r} must hold periods; found {g.dtype}")
-    per_unit = pd.DataFrame({"u": unit_codes, "g": g}).groupby("u")["g"]
-    if (per_unit.nunique(dropna=False) > 1).any():
+    values = g.to_numpy()
+    starts = np.flatnonzero(np.r_[True, np.diff(unit_codes) != 0])  # rows are sorted by unit
+    first_values = values[starts]
+    if not _same_within_unit(values, first_values, unit_codes):
         raise DataError(f"first-treated column {column!r} varies within a {unit}; it is per unit")
-    first = per_unit.first()
+    first = pd.Series(first_values)
     is_never = first.isna() | (first == NEVER)
     values = first[~is_never]
     pos = np.searchsorted(times, values.to_numpy())
@@ -274,6 +300,12 @@ def _cohorts_from_column(table, unit, column, unit_codes, times) -> np.ndarray:
     return _drop_always_treated_warning(cohort, unit)
 
 
+def _same_within_unit(values, per_unit, unit_codes) -> bool:
+    spread = per_unit[unit_codes]
+    both_missing = pd.isna(values) & pd.isna(spread)
+    return bool(((values == spread) | both_missing).all())
+
+
 def _drop_always_treated_warning(cohort: np.ndarray, unit: str) -> np.ndarray:
     always = cohort == 0
     if always.all():
@@ -288,7 +320,7 @@ def _drop_always_treated_warning(cohort: np.ndarray, unit: str) -> np.ndarray:
 
 
 def _unit_level_clusters(table, unit, cluster, unit_codes, n_units) -> np.ndarray:
-    codes, _ = pd.factorize(table[cluster], sort=True)
+    codes, _ = pd.factorize(table[cluster].to_numpy(), sort=True)
     if (codes < 0).any():
         raise DataError(f"cluster column {cluster!r} has missing values")
     per_unit = np.full(n_units, -1, dtype=np.int64)

@@ -288,11 +288,12 @@ def _fit_cohort_aggregates(panel, regressors, index, names) -> ClusteredFit:
     gram = np.einsum("c,ctk,ctl->kl", counts, tilde, tilde)
     bread_inv = solve_gram(gram, names)
     y = panel.wide_outcome()
-    centred_periods = y.mean(axis=0)
+    # Σ_t D̃[c, t] (y_it - ȳ_t): the period means enter once per cohort, not once per unit.
+    period_means = y.mean(axis=0)
     unit_cross = np.empty((panel.n_units, len(names)))
     for c in range(regressors.shape[0]):
         members = np.flatnonzero(index == c)
-        unit_cross[members] = (y[members] - centred_periods) @ tilde[c]
+        unit_cross[members] = y[members] @ tilde[c] - period_means @ tilde[c]
     coef = bread_inv @ unit_cross.sum(axis=0)
     unit_gram = np.einsum("ctk,ctl->ckl", tilde, tilde)
     scores = unit_cross - np.einsum("ckl,l->ck", unit_gram, coef)[index]
@@ -315,8 +316,11 @@ def _fit_general(panel, regressors, index, names, covariates) -> ClusteredFit:
 
 
 def _clustered(panel, names, coef, bread_inv, scores, *, per_unit: bool) -> ClusteredFit:
-    cluster = panel.cluster_code if per_unit else panel.cluster_code[panel.unit_code]
-    by_cluster = sum_by_cluster(scores, cluster, panel.n_clusters)
+    if per_unit and panel.n_clusters == panel.n_units:
+        by_cluster = scores  # clusters are the units (codes 0..n-1 in unit order)
+    else:
+        cluster = panel.cluster_code if per_unit else panel.cluster_code[panel.unit_code]
+        by_cluster = sum_by_cluster(scores, cluster, panel.n_clusters)
     n_obs = len(panel.y)
     df_k = fixest_df_k(len(names), panel.n_periods, panel.n_units, units_nested=True)
     vcov = cr1_covariance(bread_inv, by_cluster, n_obs=n_obs, df_k=df_k)
