@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(command=None)
     # --debug is accepted after the command too; SUPPRESS keeps a top-level --debug intact.
     debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks for errors")
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     sub.add_parser = functools.partial(sub.add_parser, parents=[debug])
 
@@ -171,6 +172,8 @@ def _validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if spec.design.kind == "synthetic_control":
         return _validate_panel(spec, args.spec)
+    if spec.design.kind == "did":
+        return _validate_did(spec, args.spec)
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
@@ -190,13 +193,41 @@ def _validate_panel(spec, path: Path) -> int:
     design = spec.design
     print(f"{path}: valid {design.kind} spec {spec.name!r}")
     for outcome in spec.outcomes:
-        panel = build_panel(table, unit=spec.unit, time=design.time, outcome=outcome.column,
-                            treated_units=design.treated_units, start=design.treatment_start,
-                            exclude=design.exclude_donors)
+        panel = build_panel(
+            table,
+            unit=spec.unit,
+            time=design.time,
+            outcome=outcome.column,
+            treated_units=design.treated_units,
+            start=design.treatment_start,
+            exclude=design.exclude_donors,
+        )
         hull = convex_hull_check(panel)
-        print(f"{outcome.column}: {panel.n0} donors, {len(panel.treated_units)} treated, "
-              f"{panel.t0} pre-periods, {len(panel.times) - panel.t0} post-periods; "
-              f"[{hull.status}] {hull.detail}")
+        print(
+            f"{outcome.column}: {panel.n0} donors, {len(panel.treated_units)} treated, "
+            f"{panel.t0} pre-periods, {len(panel.times) - panel.t0} post-periods; "
+            f"[{hull.status}] {hull.detail}"
+        )
+    return 0
+
+
+def _validate_did(spec, path: Path) -> int:
+    from causal.data.dataset import query_table
+    from causal.designs.did_run import build_panels
+
+    panels, notes = build_panels(spec, query_table(spec))
+    print(f"{path}: valid did spec {spec.name!r}")
+    for column, panel in panels.items():
+        cohorts = sorted({int(c) for c in panel.cohort_pos if c >= 0})
+        starts = ", ".join(str(panel.times[c]) for c in cohorts)
+        never = int((panel.cohort_pos < 0).sum())
+        shape = "balanced" if panel.balanced else "unbalanced"
+        print(
+            f"{column}: {panel.n_units} units × {panel.n_periods} periods ({shape}), "
+            f"cohorts first treated in {starts}; {never} never treated"
+        )
+    for note in notes:
+        print(f"warning: {note.detail}", file=sys.stderr)
     return 0
 
 

@@ -49,7 +49,13 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     1794.34
     """
     if spec.design.kind == "synthetic_control":
-        return _analyse_synth(spec)
+        from causal.designs.synth_run import run_synth
+
+        return _analyse_panel(spec, run_synth, "Over the pilot's {n} treated unit-periods")
+    if spec.design.kind == "did":
+        from causal.designs.did_run import run_did
+
+        return _analyse_panel(spec, run_did, "Over the {n} treated unit-periods in the data")
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
@@ -90,12 +96,11 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     )
 
 
-def _analyse_synth(spec: Spec) -> ExperimentResults:
-    from causal.designs.synth_run import run_synth
-
+def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentResults:
+    """Panel designs (synthetic control, DiD): the design's runner does checks and estimators."""
     timings: dict[str, float] = {}
-    with _timed(timings, "estimators_and_placebos"):
-        run = run_synth(spec)
+    with _timed(timings, "estimators_and_inference"):
+        run = run_design(spec)
     value = None
     if spec.value is not None:
         value = _value(
@@ -103,7 +108,7 @@ def _analyse_synth(spec: Spec) -> ExperimentResults:
             run["results"],
             run["primary"],
             population_default=run["population_default"],
-            population_label="Over the pilot's {n} treated unit-periods",
+            population_label=population_label,
         )
     return ExperimentResults(
         experiment=_experiment_block(spec),

@@ -121,7 +121,44 @@ class SyntheticControlDesign(_Model):
         return self
 
 
-Design = Annotated[ABTestDesign | SyntheticControlDesign, Field(discriminator="kind")]
+class DidDesign(_Model):
+    """Difference-in-differences on a unit × period panel; adoption may be staggered."""
+
+    kind: Literal["did"]
+    time: str = Field(pattern=_IDENTIFIER, description="Period column (numbers or dates).")
+    first_treated: str | None = Field(
+        None,
+        pattern=_IDENTIFIER,
+        description="Column with each unit's first treated period (0 or null: never treated); "
+        "alternatively give the top-level 0/1 'treatment' column per unit-period.",
+    )
+    cluster: str | None = Field(
+        None, pattern=_IDENTIFIER, description="Cluster column for standard errors (default: unit)."
+    )
+    control_group: Literal["never_treated", "not_yet_treated"] = "never_treated"
+    base_period: Literal["varying", "universal"] = Field(
+        "varying", description="Callaway–Sant'Anna pre-period comparisons (as R `did`)."
+    )
+    method: Literal["dr", "ipw", "reg"] = Field(
+        "dr", description="Callaway–Sant'Anna with covariates: doubly robust, IPW or regression."
+    )
+    anticipation: int = Field(0, ge=0, description="Periods of anticipation before treatment.")
+    event_window: tuple[int, int] = Field(
+        (-4, 8), description="Event study leads and lags [lead, lag]; end points are binned."
+    )
+    bootstrap_replications: int = Field(
+        999, ge=0, description="Multiplier-bootstrap draws for uniform bands (0: none)."
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> DidDesign:
+        lead, lag = self.event_window
+        if lead > -2 or lag < 0:
+            raise ValueError("event_window: needs lead ≤ -2 and lag ≥ 0, e.g. [-4, 8]")
+        return self
+
+
+Design = Annotated[ABTestDesign | SyntheticControlDesign | DidDesign, Field(discriminator="kind")]
 
 
 class Source(_Model):
@@ -238,7 +275,14 @@ class Spec(_Model):
         kind = self.design.kind
         if kind == "ab_test" and self.treatment is None:
             raise ValueError("treatment: required field is missing (the 0/1 treatment column)")
-        if kind != "ab_test" and (self.covariates or self.segments):
+        if kind == "did" and (self.treatment is None) == (self.design.first_treated is None):
+            raise ValueError(
+                "did: give either design.first_treated (first treated period per unit) or "
+                "treatment (0/1 per unit-period), not both and not neither"
+            )
+        if kind == "did" and self.segments:
+            raise ValueError("segments are not used by the did design")
+        if kind == "synthetic_control" and (self.covariates or self.segments):
             raise ValueError(
                 f"covariates and segments are not used by the {kind} design; use design.predictors"
             )
