@@ -17,8 +17,8 @@ DataFrame in memory to the estimates with standard errors.
   est_method="dr", bstrap=False)`` + ``aggte("simple", bstrap=False)``.
 
 ``--peer-units`` runs the peers (and ours again, for a like-for-like ratio) on the first N
-units when a peer cannot finish at full size on the machine; ``--no-peers-at-full-size`` keeps
-them to that size only.
+units when a peer cannot finish at full size on the machine; ``--full-size-peers`` says which
+peers also run at full size.
 """
 
 from __future__ import annotations
@@ -168,8 +168,11 @@ def launch(task: str, path: Path, n_units: int | None) -> dict:
 
 def compare(label: str, ours: dict, peer: dict, peer_name: str) -> None:
     if "failed" in peer or "failed" in ours:
+        nan = float("nan")
         print(
-            f"{label:<34} causal {ours.get('seconds', float('nan')):8.2f} s   "
+            f"{label:<34} causal {ours.get('seconds', nan):8.2f} s "
+            f"{ours.get('peak_gib', nan):5.2f} GiB (first run {ours.get('first_seconds', nan):.2f}"
+            f" s, table loaded {ours.get('loaded_gib', nan):.2f} GiB) | "
             f"{peer_name}: {peer.get('failed') or ours.get('failed')}"
         )
         return
@@ -192,9 +195,9 @@ def main() -> None:
     parser.add_argument("--periods", type=int, default=24)
     parser.add_argument("--peer-units", type=int, default=None)
     parser.add_argument(
-        "--no-peers-at-full-size",
-        action="store_true",
-        help="run the peers only at --peer-units (pyfixest needs ~20 GiB at 1M units)",
+        "--full-size-peers",
+        default="pyfixest,csdid",
+        help="peers also run at --units (comma list, '' for none; pyfixest needs ~23 GiB at 1M)",
     )
     parser.add_argument("--worker", choices=TASKS)
     parser.add_argument("--data")
@@ -211,14 +214,15 @@ def main() -> None:
             f"simulated {args.units:,} units × {args.periods} periods in "
             f"{time.perf_counter() - start:.1f} s"
         )
-        sizes = [(None, args.units, not args.no_peers_at_full_size)]
+        full_size = set(filter(None, args.full_size_peers.split(",")))
+        sizes = [(None, args.units, full_size)]
         if args.peer_units:
-            sizes.append((args.peer_units, args.peer_units, True))
-        skipped = {"failed": "not run at this size (--no-peers-at-full-size)"}
-        for subset, n, with_peers in sizes:
+            sizes.append((args.peer_units, args.peer_units, {"pyfixest", "csdid"}))
+        skipped = {"failed": "not run at this size (see --full-size-peers)"}
+        for subset, n, peers in sizes:
             runs = {
                 task: launch(task, path, subset)
-                if with_peers or task.startswith("causal")
+                if task.startswith("causal") or task.split("_")[0] in peers
                 else skipped
                 for task in TASKS
             }

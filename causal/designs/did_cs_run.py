@@ -16,7 +16,7 @@ from scipy import stats
 
 from causal.designs.did_cs import GroupTimeEffects, group_time_effects
 from causal.designs.did_cs_aggregate import Aggregation, aggregate
-from causal.designs.did_panel import DidPanel
+from causal.designs.did_panel import DidPanel, json_plain, json_records
 from causal.progress import progress
 from causal.results import Result
 from causal.spec import Spec
@@ -57,7 +57,7 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
     )
     simple = aggregate(effects, "simple")
     details = {
-        "att_gt": _records(_periods_back(effects.table, panel, ("group", "time"))),
+        "att_gt": json_records(_periods_back(effects.table, panel, ("group", "time"))),
         "settings": {
             "control_group": design.control_group,
             "method": design.method if len(panel.covariates.columns) else "no covariates",
@@ -172,27 +172,15 @@ def _aggregation_record(agg: Aggregation, panel: DidPanel) -> dict:
         table = agg.table
         if agg.kind in ("group", "calendar"):
             table = _periods_back(table, panel, ("level",))
-        record["table"] = _records(table)
+        record["table"] = json_records(table)
     return record
 
 
 def _periods_back(table: pd.DataFrame, panel: DidPanel, columns) -> pd.DataFrame:
     out = table.copy()
     for column in columns:
-        out[column] = [_plain(panel.times[int(v) - 1]) for v in out[column]]
+        out[column] = [json_plain(panel.times[int(v) - 1]) for v in out[column]]
     return out
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    return value
 
 
 __all__ = ["GroupTimeEffects", "fit_callaway_santanna"]

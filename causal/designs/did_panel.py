@@ -331,3 +331,17 @@ def _unit_level_clusters(table, unit, cluster, unit_codes, n_units) -> np.ndarra
             "units (e.g. region, store)"
         )
     return per_unit
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows of ``frame`` as JSON-ready dicts (numpy scalars and timestamps made plain)."""
+    return [{k: json_plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def json_plain(value):
+    """A numpy scalar as its Python value, a timestamp as an ISO date; others unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return value

@@ -12,7 +12,13 @@ import pandas as pd
 from causal.checks import CheckResult, guarded
 from causal.data.dataset import fingerprint, query_table
 from causal.designs import did_twfe
-from causal.designs.did_panel import DidPanel, build_did_panel, check_controls
+from causal.designs.did_panel import (
+    DidPanel,
+    build_did_panel,
+    check_controls,
+    json_plain,
+    json_records,
+)
 from causal.errors import DesignError
 from causal.inference import interval
 from causal.progress import progress
@@ -112,7 +118,7 @@ def _fit_twfe(panel: DidPanel, spec: Spec) -> Result:
     }
     if panel.balanced and panel.covariates.shape[1] == 0:
         weights = did_twfe.twfe_cell_weights(panel)
-        details["cell_weights"] = _records(weights)
+        details["cell_weights"] = json_records(weights)
         details["negative_weight_cells"] = int((weights["weight"] < 0).sum())
         details["negative_weight_total"] = float(weights["weight"].clip(upper=0).sum())
     se = fit.std_error[0]
@@ -126,7 +132,7 @@ def _fit_event_study(panel: DidPanel, spec: Spec) -> Result:
     es = did_twfe.event_study(panel, lead=lead, lag=lag)
     estimate, se = es.post_average()
     details = {
-        "path": _records(es.table(alpha=spec.alpha)),
+        "path": json_records(es.table(alpha=spec.alpha)),
         "pretrend": {
             "f": es.pretrend_f,
             "df": list(es.pretrend_df),
@@ -301,8 +307,8 @@ def _cohort_means(panel: DidPanel) -> list[dict]:
             n = counts[k * panel.n_periods + t]
             rows.append(
                 {
-                    "cohort": "never treated" if c < 0 else _plain(panel.times[c]),
-                    "time": _plain(panel.times[t]),
+                    "cohort": "never treated" if c < 0 else json_plain(panel.times[c]),
+                    "time": json_plain(panel.times[t]),
                     "mean": float(sums[k * panel.n_periods + t] / n) if n else math.nan,
                     "n": int(n),
                 }
@@ -315,18 +321,6 @@ def _coef_table(fit) -> list[dict]:
         {"term": n, "estimate": float(b), "std_error": float(s)}
         for n, b, s in zip(fit.names, fit.coef, fit.std_error, strict=True)
     ]
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    return value
 
 
 def _with_details(result: Result, **extra) -> Result:
