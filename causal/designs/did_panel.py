@@ -232,16 +232,17 @@ def _numeric_no_missing(
     values = table[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise DataError(f"{role} column {column!r} must be numeric; found dtype {values.dtype}")
-    values = values.astype("float64")
-    bad = values.isna() | ~np.isfinite(values.fillna(0.0))
-    if bad.any():
-        where = bad.idxmax()
+    # One copy to float64 (pandas' NA becomes NaN) and one isfinite pass catch NaN and ±inf.
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    finite = np.isfinite(array)
+    if not finite.all():
+        where = int(np.argmin(finite))
         u, t = (table[c].iloc[[where]].tolist()[0] for c in (unit, time))
         raise DataError(
-            f"{role} column {column!r} has {int(bad.sum())} missing or infinite values, first at "
-            f"{unit}={u!r}, {time}={t!r}; fill or drop them in the query"
+            f"{role} column {column!r} has {int((~finite).sum())} missing or infinite values, "
+            f"first at {unit}={u!r}, {time}={t!r}; fill or drop them in the query"
         )
-    return values.to_numpy(dtype=np.float64, copy=True)
+    return array
 
 
 def _cohorts_from_treatment(table, unit, column, unit_codes, time_codes, units) -> np.ndarray:
