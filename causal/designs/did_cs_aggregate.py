@@ -198,10 +198,11 @@ def _combine(inf: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return out
 
 
-def _se(inf: np.ndarray) -> np.ndarray:
-    """R getSE: sqrt(mean(IF^2) / n) per column; NaN when (numerically) zero."""
+def _se(inf: np.ndarray, n: int | None = None) -> np.ndarray:
+    """R getSE: sqrt(mean(IF^2) / n) per column; NaN when (numerically) zero. Rows may be
+    cluster sums, in which case ``n`` is still the number of units."""
     inf = inf.reshape(inf.shape[0], -1)
-    se = np.sqrt(np.einsum("ij,ij->j", inf, inf)) / inf.shape[0]
+    se = np.sqrt(np.einsum("ij,ij->j", inf, inf)) / (n or inf.shape[0])
     se[se <= ZERO_SE] = np.nan
     return se
 
@@ -251,6 +252,7 @@ def aggregate(
     seed: int | None = None,
     progress: bool = False,
     weights: Literal["mammen", "rademacher"] = "mammen",
+    cluster: np.ndarray | None = None,
 ) -> Aggregation:
     """Aggregate ATT(g,t) as R ``did::aggte``: simple, group, dynamic or calendar.
 
@@ -268,7 +270,9 @@ def aggregate(
     the event time when periods are consecutive integers (csdid uses the raw time difference).
     With ``n_boot > 0`` standard errors come from the multiplier bootstrap (seeded) and the
     table gets a uniform band; ``weights`` picks the multipliers (see
-    :func:`multiplier_bootstrap`).
+    :func:`multiplier_bootstrap`). ``cluster`` (a code per row of ``effects.influence``)
+    makes standard errors and bootstrap draws cluster-robust: influence functions are summed
+    within clusters first (R ``did`` with ``clustervars``, analytic or bootstrap).
 
     Examples
     --------
@@ -324,26 +328,53 @@ def aggregate(
         overall = float(est[use].mean()) if use.any() else math.nan
         overall_inf = lvl_inf[:, use].mean(axis=1) if use.any() else np.full(n, np.nan)
     return _finish(
-        effects, kind, overall, overall_inf, labels, est, lvl_inf, n_boot, seed, progress, weights
+        effects,
+        kind,
+        overall,
+        overall_inf,
+        labels,
+        est,
+        lvl_inf,
+        n_boot,
+        seed,
+        progress,
+        weights,
+        cluster,
     )
 
 
-def _finish(fx, kind, overall, overall_inf, labels, est, lvl_inf, n_boot, seed, show, weights):
+def cluster_sums(influence: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Influence functions summed within clusters: (n_clusters × k) from (n × k)."""
+    influence = influence.reshape(influence.shape[0], -1)
+    size = int(cluster.max()) + 1
+    return np.column_stack(
+        [np.bincount(cluster, influence[:, j], size) for j in range(influence.shape[1])]
+    )
+
+
+def _finish(
+    fx, kind, overall, overall_inf, labels, est, lvl_inf, n_boot, seed, show, weights, cluster
+):
     """Standard errors (analytic or bootstrap), intervals, bands and the result object."""
     conf = fx.conf_level
     z = stats.norm.ppf(0.5 + conf / 2)
     crit = math.nan
+    n = fx.n_units
+    rows = overall_inf if cluster is None else cluster_sums(overall_inf, cluster)[:, 0]
+    lvl_rows = lvl_inf if cluster is None or labels is None else cluster_sums(lvl_inf, cluster)
     if n_boot:
-        cols = np.column_stack([overall_inf, lvl_inf]) if labels is not None else overall_inf
-        draws = _draws(cols.reshape(len(overall_inf), -1), n_boot, seed, weights, show)
-        se_all, _ = _boot_stats(draws[:, :1], fx.n_units, conf)
+        cols = np.column_stack([rows, lvl_rows]) if labels is not None else rows
+        # draws are sqrt(n)-scaled sums over rows (units or clusters): the SE scale stays n
+        draws = _draws(cols.reshape(len(rows), -1), n_boot, seed, weights, show)
+        draws *= math.sqrt(len(rows) / n)
+        se_all, _ = _boot_stats(draws[:, :1], n, conf)
         overall_se = float(se_all[0])
         if labels is not None:
-            lvl_se, crit = _boot_stats(draws[:, 1:], fx.n_units, conf)
+            lvl_se, crit = _boot_stats(draws[:, 1:], n, conf)
             crit = _checked_crit(crit, z)
     else:
-        overall_se = float(_se(overall_inf)[0])
-        lvl_se = _se(lvl_inf) if labels is not None else None
+        overall_se = float(_se(rows, n)[0])
+        lvl_se = _se(lvl_rows, n) if labels is not None else None
     table = None
     if labels is not None:
         table = pd.DataFrame(

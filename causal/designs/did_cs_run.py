@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from causal.designs.did_cs import GroupTimeEffects, group_time_effects
-from causal.designs.did_cs_aggregate import Aggregation, aggregate
+from causal.designs.did_cs_aggregate import Aggregation, aggregate, cluster_sums
 from causal.designs.did_panel import DidPanel, json_plain, json_records
 from causal.progress import progress
 from causal.results import Result
@@ -55,7 +55,11 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
         anticipation=design.anticipation,
         conf_level=1 - spec.alpha,
     )
-    simple = aggregate(effects, "simple")
+    cluster = None
+    if panel.cluster != panel.unit:
+        cluster = panel.cluster_code[effects.units.astype(np.int64)]
+        effects = clustered_cells(effects, cluster)
+    simple = aggregate(effects, "simple", cluster=cluster)
     details = {
         "att_gt": json_records(_periods_back(effects.table, panel, ("group", "time"))),
         "settings": {
@@ -65,14 +69,14 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
             "anticipation": design.anticipation,
             "bootstrap_replications": design.bootstrap_replications,
             "covariates": list(panel.covariates.columns),
-            "standard_errors": "analytic (influence functions), clustered by unit",
+            "standard_errors": f"analytic (influence functions), clustered by {panel.cluster}",
         },
     }
-    details["pretest"] = pretest(effects)
+    details["pretest"] = pretest(effects, cluster=cluster)
     kinds = progress(BOOTSTRAPPED, desc="CS aggregations", total=len(BOOTSTRAPPED))
     for kind in kinds:
         details[kind] = _aggregation_record(
-            _with_band(effects, kind, design.bootstrap_replications, spec.seed), panel
+            _with_band(effects, kind, design.bootstrap_replications, spec.seed, cluster), panel
         )
     return Result(
         estimator="callaway_santanna",
@@ -90,7 +94,7 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
     )
 
 
-def pretest(effects: GroupTimeEffects) -> dict:
+def pretest(effects: GroupTimeEffects, *, cluster: np.ndarray | None = None) -> dict:
     """Wald test that every pre-treatment ATT(g, t) is zero, as R ``did``'s ``att_gt``.
 
     ``W = n · θ' V⁻¹ θ`` over the pre-period cells with a positive variance, ``V`` the analytic
@@ -110,11 +114,13 @@ def pretest(effects: GroupTimeEffects) -> dict:
     """
     table = effects.table
     n = effects.influence.shape[0]
-    variance = (effects.influence**2).sum(axis=0) / n**2
+    variance = table["std_error"].to_numpy() ** 2
     pre = np.flatnonzero(~table["post"].to_numpy() & (variance > 0) & np.isfinite(variance))
     if pre.size == 0:
         return {"w": math.nan, "df": 0, "p_value": math.nan, "note": "no pre-period cells"}
     block = effects.influence[:, pre]
+    if cluster is not None:
+        block = cluster_sums(block, cluster)
     cov = block.T @ block / n
     if np.linalg.cond(cov) > 1 / np.finfo(float).eps:
         return {
@@ -128,14 +134,29 @@ def pretest(effects: GroupTimeEffects) -> dict:
     return {"w": w, "df": int(pre.size), "p_value": float(stats.chi2.sf(w, pre.size))}
 
 
-def _with_band(effects: GroupTimeEffects, kind: str, n_boot: int, seed: int) -> Aggregation:
+def clustered_cells(effects: GroupTimeEffects, cluster: np.ndarray) -> GroupTimeEffects:
+    """The ATT(g, t) table with cluster-robust standard errors and intervals."""
+    n = effects.influence.shape[0]
+    sums = cluster_sums(effects.influence, cluster)
+    se = np.sqrt((sums**2).sum(axis=0)) / n
+    z = stats.norm.ppf(0.5 + effects.conf_level / 2)
+    table = effects.table.copy()
+    table["std_error"] = se
+    table["conf_low"] = table["att"] - z * se
+    table["conf_high"] = table["att"] + z * se
+    return replace(effects, table=table)
+
+
+def _with_band(
+    effects: GroupTimeEffects, kind: str, n_boot: int, seed: int, cluster: np.ndarray | None
+) -> Aggregation:
     """Analytic standard errors and pointwise intervals (so the numbers replicate R's
     ``bstrap = FALSE``), with the uniform band ``estimate ± c · SE`` where ``c`` is the sup-t
     critical value of the multiplier bootstrap (Rademacher weights, as R ``did``)."""
-    analytic = aggregate(effects, kind)
+    analytic = aggregate(effects, kind, cluster=cluster)
     if n_boot == 0 or analytic.table is None:
         return analytic
-    boot = aggregate(effects, kind, n_boot=n_boot, seed=seed, weights="rademacher")
+    boot = aggregate(effects, kind, n_boot=n_boot, seed=seed, weights="rademacher", cluster=cluster)
     crit = boot.critical_value
     table = analytic.table.copy()
     table["band_low"] = table["estimate"] - crit * table["std_error"]

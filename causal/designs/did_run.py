@@ -112,6 +112,7 @@ def _fit_twfe(panel: DidPanel, spec: Spec) -> Result:
     fit = did_twfe.twfe(panel)
     details = {
         "coefficients": _coef_table(fit),
+        "absorbed_covariates": list(fit.dropped),
         "n_clusters": fit.n_clusters,
         "cluster": panel.cluster,
         "df": fit.df_t,

@@ -21,7 +21,7 @@ dummy matrix with a row per observation. Unbalanced panels and covariates take t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -55,14 +55,15 @@ class EventStudy:
     def table(self, *, alpha: float = 0.05) -> pd.DataFrame:
         """Coefficients with pointwise t-intervals (cluster df), reference rows at zero."""
         crit = float(stats.t(self.fit.df_t).ppf(1 - alpha / 2))
-        se = self.fit.std_error
+        k = len(self.event_times)  # covariates' coefficients follow the event-time ones
+        se, coef = self.fit.std_error[:k], self.fit.coef[:k]
         rows = pd.DataFrame(
             {
                 "event_time": self.event_times,
-                "estimate": self.fit.coef,
+                "estimate": coef,
                 "std_error": se,
-                "conf_low": self.fit.coef - crit * se,
-                "conf_high": self.fit.coef + crit * se,
+                "conf_low": coef - crit * se,
+                "conf_high": coef + crit * se,
             }
         )
         ref = pd.DataFrame({"event_time": list(self.reference), "estimate": 0.0, "std_error": 0.0})
@@ -74,7 +75,8 @@ class EventStudy:
 
     def post_average(self) -> tuple[float, float]:
         """Mean of the post-treatment coefficients (event time ≥ 0) and its standard error."""
-        w = np.array([1.0 if e >= 0 else 0.0 for e in self.event_times])
+        w = np.zeros(len(self.fit.coef))
+        w[: len(self.event_times)] = [1.0 if e >= 0 else 0.0 for e in self.event_times]
         w /= w.sum()
         return float(w @ self.fit.coef), float(math.sqrt(w @ self.fit.vcov @ w))
 
@@ -302,9 +304,14 @@ def _fit_cohort_aggregates(panel, regressors, index, names) -> ClusteredFit:
 
 def _fit_general(panel, regressors, index, names, covariates) -> ClusteredFit:
     x = regressors[index[panel.unit_code], panel.time_code]
+    dropped: tuple[str, ...] = ()
     if covariates is not None:
-        x = np.column_stack([x, covariates.to_numpy(dtype=np.float64)])
-        names = names + tuple(covariates.columns)
+        absorbed = [c for c in covariates.columns if _constant_within_units(panel, covariates[c])]
+        kept = [c for c in covariates.columns if c not in absorbed]
+        dropped = tuple(absorbed)
+        if kept:
+            x = np.column_stack([x, covariates[kept].to_numpy(dtype=np.float64)])
+            names = names + tuple(kept)
     z = demean_two_way(
         np.column_stack([panel.y, x]), panel.unit_code, panel.time_code, balanced=panel.balanced
     )
@@ -312,7 +319,17 @@ def _fit_general(panel, regressors, index, names, covariates) -> ClusteredFit:
     bread_inv = solve_gram(x_tilde.T @ x_tilde, names)
     coef = bread_inv @ (x_tilde.T @ y_tilde)
     scores = x_tilde * (y_tilde - x_tilde @ coef)[:, None]
-    return _clustered(panel, names, coef, bread_inv, scores, per_unit=False)
+    fit = _clustered(panel, names, coef, bread_inv, scores, per_unit=False)
+    return replace(fit, dropped=dropped)
+
+
+def _constant_within_units(panel: DidPanel, values: pd.Series) -> bool:
+    """A covariate that never changes within a unit is absorbed by the unit fixed effects."""
+    v = values.to_numpy(dtype=np.float64)
+    n = panel.n_units
+    counts = np.bincount(panel.unit_code, minlength=n)
+    means = np.bincount(panel.unit_code, v, n) / counts
+    return bool(np.allclose(v, means[panel.unit_code], rtol=1e-12, atol=1e-12))
 
 
 def _clustered(panel, names, coef, bread_inv, scores, *, per_unit: bool) -> ClusteredFit:

@@ -253,9 +253,7 @@ def placebo_in_space(name: str, panel: Panel) -> PlaceboSpace:
     post = np.sqrt(np.mean(gaps[:, panel.t0 :] ** 2, axis=1))
     ratio = post / np.where(pre > 0, pre, np.nan)
     rank = int(1 + np.sum(ratio[:-1] > ratio[-1]))
-    return PlaceboSpace(
-        (*panel.donors, "treated"), gaps, pre, post, ratio, rank, rank / len(ratio)
-    )
+    return PlaceboSpace((*panel.donors, "treated"), gaps, pre, post, ratio, rank, rank / len(ratio))
 
 
 def placebo_in_time(name: str, panel: Panel, *, starts: Sequence | None = None) -> pd.DataFrame:

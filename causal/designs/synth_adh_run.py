@@ -54,15 +54,25 @@ def predictor_matrix(table: pd.DataFrame, panel: Panel, spec: Spec) -> tuple[np.
         means = window.groupby(unit)[p.column].mean().reindex(list(panel.units))
         if means.isna().any():
             missing = means[means.isna()].index[0]
-            raise DataError(f"design.predictors: no {p.column!r} values for unit {missing!r} "
-                            f"between {start} and {end}")
+            raise DataError(
+                f"design.predictors: no {p.column!r} values for unit {missing!r} "
+                f"between {start} and {end}"
+            )
         rows.append(means.to_numpy(dtype=float))
         names.append(f"{p.column} {start}" if start == end else f"{p.column} {start}-{end}")
     return np.vstack(rows), names
 
 
-def fit_adh_estimator(panel: Panel, table: pd.DataFrame, spec: Spec, *, outcome: str,
-                      alpha: float = 0.05, replications: int = 200, seed: int = 0) -> Result:
+def fit_adh_estimator(
+    panel: Panel,
+    table: pd.DataFrame,
+    spec: Spec,
+    *,
+    outcome: str,
+    alpha: float = 0.05,
+    replications: int = 200,
+    seed: int = 0,
+) -> Result:
     """Fit ADH synthetic control and its placebo inference; returns the common Result.
 
     ``replications`` is accepted for a common signature; ADH placebos use every donor once.
@@ -81,8 +91,9 @@ def fit_adh_estimator(panel: Panel, table: pd.DataFrame, spec: Spec, *, outcome:
     ci = interval(estimate, se, alpha=alpha)
     units = (*panel.donors, "treated")
     details = {
-        "unit_weights": {u: float(w) for u, w in zip(panel.donors, fit.weights, strict=True)
-                         if w > 0},
+        "unit_weights": {
+            u: float(w) for u, w in zip(panel.donors, fit.weights, strict=True) if w > 0
+        },
         "predictor_weights": dict(zip(names, map(float, fit.v), strict=True)),
         "predictor_gap": dict(zip(names, map(float, fit.predictor_gap), strict=True)),
         "pre_rmspe": float(np.sqrt(fit.pre_mspe)),
@@ -92,15 +103,31 @@ def fit_adh_estimator(panel: Panel, table: pd.DataFrame, spec: Spec, *, outcome:
         "synthetic_path": (Y[n0] - gap).tolist(),
         "treated_units": list(panel.treated_units),
         "variance": "placebo standard error: sd of the effects when each donor in turn plays "
-                    "the treated unit (ADH placebo-in-space); normal interval",
+        "the treated unit (ADH placebo-in-space); normal interval",
         "placebo_space": {
-            "rank": space.rank, "n": len(space.ratio), "p_value": space.p_value,
-            "ratios": {u: (float(r) if np.isfinite(r) else None)
-                       for u, r in zip(units, space.ratio, strict=True)},
+            "rank": space.rank,
+            "n": len(space.ratio),
+            "p_value": space.p_value,
+            "ratios": {
+                u: (float(r) if np.isfinite(r) else None)
+                for u, r in zip(units, space.ratio, strict=True)
+            },
             "gaps": {u: g.tolist() for u, g in zip(panel.donors, space.gaps[:n0], strict=True)},
         },
         "method": "Abadie, Diamond & Hainmueller (2010), nested predictor weights",
     }
-    return Result("synthetic_control", "ATT", outcome, estimate, se, ci.conf_low, ci.conf_high,
-                  ci.p_value, panel.Y.shape[0], panel.Y.shape[0] - n0, (), details, 1 - alpha)
-
+    return Result(
+        "synthetic_control",
+        "ATT",
+        outcome,
+        estimate,
+        se,
+        ci.conf_low,
+        ci.conf_high,
+        ci.p_value,
+        panel.Y.shape[0],
+        panel.Y.shape[0] - n0,
+        (),
+        details,
+        1 - alpha,
+    )

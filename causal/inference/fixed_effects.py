@@ -26,6 +26,7 @@ class ClusteredFit:
     n_obs: int
     n_clusters: int
     df_k: int
+    dropped: tuple[str, ...] = ()  # covariates absorbed by the fixed effects
 
     @property
     def std_error(self) -> np.ndarray:
