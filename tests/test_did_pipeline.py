@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -157,6 +159,20 @@ def test_validate_did_spec():
     )
 
 
+def csdid_on_mpdta(csdid, mpdta: pd.DataFrame, **options):
+    """csdid's ATT(g, t) on mpdta, never-treated, doubly robust, analytic SEs (quietly)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return csdid.ATTgt(
+            yname="lemp",
+            gname="first.treat",
+            idname="countyreal",
+            tname="year",
+            data=mpdta,
+            control_group="nevertreated",
+            **options,
+        ).fit(est_method="dr", bstrap=False)
+
+
 def test_parallel_trends_pretest_replicates_r_and_csdid():
     from causal.designs.did_cs import MPDTA, group_time_effects
     from causal.designs.did_cs_run import pretest
@@ -178,19 +194,7 @@ def test_parallel_trends_pretest_replicates_r_and_csdid():
                 covariates=covariates,
             )
         )
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            peer = csdid.ATTgt(
-                yname="lemp",
-                gname="first.treat",
-                idname="countyreal",
-                tname="year",
-                xformla=formula,
-                data=mpdta,
-                control_group="nevertreated",
-            ).fit(est_method="dr", bstrap=False)
+        peer = csdid_on_mpdta(csdid, mpdta, xformla=formula)
         assert ours["w"] == pytest.approx(peer.MP["W"], rel=1e-8)
         assert round(ours["p_value"], 5) == peer.MP["Wpval"]
 
@@ -199,9 +203,6 @@ def test_clustered_callaway_santanna_matches_csdid(tmp_path):
     # Counties clustered by state (FIPS // 1000): analytic cluster-robust SEs as R did's
     # clustervars with bstrap = FALSE, reached through the spec's design.cluster.
     csdid = pytest.importorskip("csdid.att_gt", reason="csdid is the test-extra peer for CS")
-    import contextlib
-    import io
-
     text = MPDTA.read_text().replace("../causal/", str(ROOT / "causal") + "/")
     text = text.replace(
         "SELECT countyreal, year", "SELECT countyreal, countyreal // 1000 AS state, year"
@@ -215,16 +216,8 @@ def test_clustered_callaway_santanna_matches_csdid(tmp_path):
     )
     mpdta = pd.read_csv(ROOT / "causal" / "data" / "datasets" / "mpdta.csv")
     mpdta["state"] = mpdta["countyreal"] // 1000
+    peer = csdid_on_mpdta(csdid, mpdta, clustervar="state")
     with contextlib.redirect_stdout(io.StringIO()):
-        peer = csdid.ATTgt(
-            yname="lemp",
-            gname="first.treat",
-            idname="countyreal",
-            tname="year",
-            data=mpdta,
-            control_group="nevertreated",
-            clustervar="state",
-        ).fit(est_method="dr", bstrap=False)
         peer.aggte(typec="dynamic", bstrap=False)
     assert cs.details["dynamic"]["std_error"] == pytest.approx(peer.atte["overall_se"], rel=1e-8)
     ours = pd.DataFrame(cs.details["att_gt"]).sort_values(["group", "time"])
