@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from causal.plots import _BLUE, _GREY, _NAMES, _RED, _tidy
 from causal.results import ExperimentResults, Result
@@ -70,7 +71,8 @@ def event_study_plot(results: ExperimentResults) -> Figure:
     ax.axvline(-0.5, color=_RED, linewidth=1, linestyle=":")
     ax.set_xlabel("Periods since treatment started (event time)")
     ax.set_ylabel(f"Effect on {outcome}")
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    _legend_below(ax, ncol=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Effect of treatment over time on {outcome}", loc="left", fontsize=11)
     _tidy(ax)
     fig.tight_layout()
@@ -103,7 +105,9 @@ def cohort_trends_plot(results: ExperimentResults) -> Figure:
                 ax.plot([start["time"]], [start["mean"]], "o", color=colour, markersize=5)
     ax.set_xlabel("Period")
     ax.set_ylabel(f"Mean {outcome}")
-    ax.legend(frameon=False, fontsize=8, title="First treated", title_fontsize=8)
+    _legend_below(ax, ncol=3, title="First treated")
+    if all(isinstance(r["time"], int) for r in rows):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(
         "Raw means by adoption cohort (dot: first treated period)", loc="left", fontsize=11
     )
@@ -143,6 +147,19 @@ def twfe_weights_plot(results: ExperimentResults) -> Figure:
     _tidy(ax)
     fig.tight_layout()
     return fig
+
+
+def _legend_below(ax, *, ncol: int, title: str | None = None) -> None:
+    """Legend under the axes, where it cannot cover the data."""
+    ax.legend(
+        frameon=False,
+        fontsize=8,
+        title=title,
+        title_fontsize=8,
+        ncol=ncol,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+    )
 
 
 def _find(results: ExperimentResults, outcome: str, estimator: str) -> Result | None:
