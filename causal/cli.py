@@ -26,6 +26,8 @@ examples:
   causal validate experiments/lalonde_nsw_experiment.yaml check spec and data, estimate nothing
   causal schema > spec.schema.json                        JSON Schema for editor completion
   causal list                                             experiments and their latest reports
+  causal report --index                                   rebuild reports/index.html
+  causal report reports/NAME                              re-render one report from results.json
   causal simulate extended_warranty_pilot --out data/w    write the simulated silos as files
 
 exit codes: 0 ok, 2 bad spec, data or input (message says what to fix), 1 unexpected error.
@@ -121,6 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     lister.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
     lister.set_defaults(handler=_list, command="list")
 
+    report = sub.add_parser(
+        "report",
+        help="re-render a report from its results.json, or rebuild the index",
+        description="Re-run the design's notebook on REPORT_DIR/results.json and replace "
+        "REPORT_DIR/index.html atomically, then rebuild the index of reports next to it; "
+        "with --index only, rebuild REPORTS/index.html.",
+    )
+    report.add_argument("folder", type=Path, nargs="?", metavar="REPORT_DIR")
+    report.add_argument("--index", action="store_true", help="rebuild the index of reports")
+    report.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
+    report.set_defaults(handler=_report, command="report")
+
     simulate = sub.add_parser(
         "simulate",
         help="write a bundled simulator's data silos as files",
@@ -155,6 +169,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     results = analyse(spec)
     path = write_report(results, args.out / spec.name, notebook=notebook, render=not args.no_report)
+    from causal.report_index import write_index
+
+    write_index(args.out)
     headline = results.headline()
     print(headline.summary().splitlines()[0])
     if results.value is not None:
@@ -240,33 +257,41 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from causal.errors import CausalError
-    from causal.narrative import short_headline
-    from causal.results import load_results
+    from causal.report_index import IndexRow, collect, terminal_table
     from causal.spec import load_spec
 
-    specs = sorted(args.experiments.glob("*.yaml"))
-    if not specs:
-        print(f"no experiment specs in {args.experiments}/")
-        return 0
-    rows = [("name", "design", "latest report", "title")]
-    for path in specs:
+    rows = collect(args.reports) if args.reports.is_dir() else []
+    reported = {r.name for r in rows}
+    for path in sorted(args.experiments.glob("*.yaml")):
         try:
             spec = load_spec(path)
         except CausalError as exc:
-            rows.append((path.stem, "invalid", str(exc).split(": ", 2)[-1][:60], ""))
+            rows.append(IndexRow(name=path.stem, problem="invalid spec: " + str(exc)[-80:]))
             continue
-        results_path = args.reports / spec.name / "results.json"
-        status = "not run"
-        if results_path.is_file():
-            status = short_headline(load_results(results_path))
-        rows.append((spec.name, spec.design.kind, status, spec.title))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True))
-            + "  "
-            + row[3]
-        )
+        if spec.name not in reported:
+            rows.append(IndexRow(name=spec.name, design=spec.design.kind, effect="not run"))
+    if not rows:
+        print(f"no reports in {args.reports}/ and no specs in {args.experiments}/")
+        return 0
+    print(terminal_table(rows))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from causal.report import render_existing
+    from causal.report_index import write_index
+
+    if args.folder is None and not args.index:
+        from causal.errors import ReportError
+
+        raise ReportError("causal report needs a report folder (REPORT_DIR) or --index")
+    if args.folder is not None:
+        path = render_existing(args.folder)
+        print(f"report: {path}")
+        reports = args.folder.parent
+    else:
+        reports = args.reports
+    print(f"index: {write_index(reports)}")
     return 0
 
 

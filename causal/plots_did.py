@@ -87,7 +87,7 @@ def cohort_trends_plot(results: ExperimentResults) -> Figure:
     )
     fig, ax = plt.subplots(figsize=(7.4, 3.8), dpi=110)
     cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
-    colours = plt.get_cmap("viridis")([i / max(len(cohorts) - 1, 1) for i in range(len(cohorts))])
+    colours = _palette(len(cohorts))
     for cohort, colour in zip(cohorts, colours, strict=True):
         mine = [r for r in rows if r["cohort"] == cohort]
         never = cohort == "never treated"
@@ -105,7 +105,7 @@ def cohort_trends_plot(results: ExperimentResults) -> Figure:
                 ax.plot([start["time"]], [start["mean"]], "o", color=colour, markersize=5)
     ax.set_xlabel("Period")
     ax.set_ylabel(f"Mean {outcome}")
-    _legend_below(ax, ncol=3, title="First treated")
+    _legend_below(ax, ncol=min(len(cohorts), 4), title="First treated")
     if all(isinstance(r["time"], int) for r in rows):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(
@@ -123,7 +123,7 @@ def twfe_weights_plot(results: ExperimentResults) -> Figure:
     rows = twfe.details.get("cell_weights", []) if twfe is not None else []
     fig, ax = plt.subplots(figsize=(7.4, 3.4), dpi=110)
     cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
-    colours = plt.get_cmap("viridis")([i / max(len(cohorts) - 1, 1) for i in range(len(cohorts))])
+    colours = _palette(len(cohorts))
     for cohort, colour in zip(cohorts, colours, strict=True):
         mine = [r for r in rows if r["cohort"] == cohort]
         ax.plot(
@@ -147,6 +147,11 @@ def twfe_weights_plot(results: ExperimentResults) -> Figure:
     _tidy(ax)
     fig.tight_layout()
     return fig
+
+
+def _palette(n: int):
+    """Viridis without its pale yellow end, which is hard to see on white."""
+    return plt.get_cmap("viridis")([0.85 * i / max(n - 1, 1) for i in range(n)])
 
 
 def _legend_below(ax, *, ncol: int, title: str | None = None) -> None:

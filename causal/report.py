@@ -17,6 +17,7 @@ from causal.results import ExperimentResults
 
 KERNEL_NAME = "causal"
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # nbconvert template causal_report
 
 
 def resolve_notebook(notebook: str | None, *, design: str, base_dir: Path) -> Path:
@@ -63,6 +64,10 @@ def write_report(
     staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
+        # The old results.json joins history/ inside staging: discarded with it on failure.
+        from causal.history import archive_previous
+
+        archive_previous(out_dir, staging, current=results)
         (staging / "results.json").write_text(results.to_json(), encoding="utf-8")
         if render:
             _execute(notebook, staging)
@@ -72,6 +77,26 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / ("index.html" if render else "results.json")
+
+
+def render_existing(folder: str | Path) -> Path:
+    """Re-render ``folder/index.html`` from ``folder/results.json`` (atomically).
+
+    The notebook is the design's default template. Raises :class:`ReportError` when the folder
+    has no results.json or it was written in another format version.
+    """
+    from causal.results import load_results
+
+    folder = Path(folder)
+    results_path = folder / "results.json"
+    if not results_path.is_file():
+        raise ReportError(
+            f"{folder}: no results.json here; run `causal run experiments/NAME.yaml` to create "
+            "the report folder first"
+        )
+    results = load_results(results_path)
+    notebook = resolve_notebook(None, design=results.experiment["design"], base_dir=folder)
+    return write_report(results, folder, notebook=notebook)
 
 
 def ensure_kernel() -> str:
@@ -150,7 +175,9 @@ def _to_html(executed: Path, target: Path) -> None:
     # Cells meant for people running the notebook in JupyterLab (how-to text) stay out of reports.
     config.TagRemovePreprocessor.remove_cell_tags = {"remove-in-report"}
     config.TagRemovePreprocessor.enabled = True
-    exporter = HTMLExporter(template_name="lab", config=config)
+    exporter = HTMLExporter(
+        template_name="causal_report", extra_template_basedirs=[str(TEMPLATES_DIR)], config=config
+    )
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

@@ -191,7 +191,36 @@ def load_results(path: str | Path) -> ExperimentResults:
     >>> round(load_results(path).headline().estimate, 2)
     1794.34
     """
-    return ExperimentResults.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        from causal.errors import ReportError
+
+        raise ReportError(
+            f"{path}: results.json format version {version!r}, but this causal reads version "
+            f"{SCHEMA_VERSION}; re-run `causal run` on the experiment's spec to rebuild it"
+        )
+    return ExperimentResults.from_dict(data)
+
+
+def results_for_notebook(results_path: str | Path, spec_path: str | Path) -> ExperimentResults:
+    """The report notebooks' input: ``results_path`` when it exists, else the spec analysed in
+    memory (nothing written), so a notebook opened in JupyterLab runs with its defaults even
+    before any ``causal run``.
+
+    Examples
+    --------
+    >>> res = results_for_notebook("no/such/results.json",
+    ...                            "experiments/lalonde_nsw_experiment.yaml")
+    >>> res.primary["outcome"]
+    're78'
+    """
+    if Path(results_path).is_file():
+        return load_results(results_path)
+    from causal.pipeline import analyse
+    from causal.spec import load_spec
+
+    return analyse(load_spec(spec_path))
 
 
 def _json_safe(obj: Any) -> Any:

@@ -212,6 +212,7 @@ def test_failed_run_keeps_the_previous_results(tiny_experiment: Project) -> None
     relative = Path("out") / "tiny_pilot" / "results.json"
     assert first.stdout.strip().splitlines()[-1] == f"report: {relative}"
     before = results.read_bytes()
+    index_before = (out / "index.html").read_bytes()  # every run rebuilds the report index
     assert json.loads(before)["experiment"]["name"] == "tiny_pilot"
 
     tiny_experiment.spec["data"]["sources"]["sales"]["path"] = "sales_gone.csv"
@@ -229,7 +230,8 @@ def test_failed_run_keeps_the_previous_results(tiny_experiment: Project) -> None
     assert third.stderr.startswith("error:") and "data.query" in third.stderr
 
     assert results.read_bytes() == before
-    assert listing(out) == [tiny_experiment.name]
+    assert (out / "index.html").read_bytes() == index_before
+    assert listing(out) == ["index.html", tiny_experiment.name]
     assert listing(out / tiny_experiment.name) == ["results.json"]
 
 
@@ -269,7 +271,7 @@ def test_failing_notebook_keeps_the_previous_report(tiny_experiment: Project) ->
     assert "tiny_report.ipynb" in lines[0]
     assert "the revenue chart broke" in second.stderr
     assert {name: (report / name).read_bytes() for name in listing(report)} == before
-    assert listing(out) == [tiny_experiment.name]
+    assert listing(out) == ["index.html", tiny_experiment.name]
 
 
 # --- end to end on the bundled experiments ---------------------------------------------------
@@ -313,7 +315,7 @@ def parse_html(path: Path) -> tuple[str, _Tags]:
 
 
 def assert_code_hidden(text: str, tags: _Tags) -> None:
-    for code in ("load_results(results_path)", "from causal import plots", "display(HTML("):
+    for code in ("results_for_notebook(", "from causal import plots", "display(HTML("):
         assert code not in text, f"notebook code {code!r} shows in the report"
     code_cells = [a for t, a in tags.tags if t == "div" and "jp-CodeCell" in (a.get("class") or "")]
     assert code_cells, "no code cells in the report?"

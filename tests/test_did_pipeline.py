@@ -148,7 +148,7 @@ def test_report_renders_with_event_study_and_cohort_table(tmp_path):
     html = (tmp_path / "out" / "tiny_rollout" / "index.html").read_text()
     assert "Effect by time since treatment" in html and "First treated" in html
     assert html.count("<img alt=") >= 4
-    assert "load_results(results_path)" not in html  # code hidden
+    assert "results_for_notebook(" not in html  # code hidden
 
 
 def test_validate_did_spec():
