@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from causal.plots import _BLUE, _GREY, _NAMES, _RED, _tidy
+from causal.plots import _BLUE, _GREY, _NAMES, _RED, WIDTH, _tidy
 from causal.results import ExperimentResults, Result
 
 _NAMES.update(
@@ -26,7 +26,7 @@ def event_study_plot(results: ExperimentResults) -> Figure:
     """Effect by period since treatment: Callaway–Sant'Anna with its uniform band, and the
     TWFE event study beside it (offset a little so the intervals do not overlap)."""
     outcome = results.primary["outcome"]
-    fig, ax = plt.subplots(figsize=(7.4, 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), dpi=110)
     cs = _find(results, outcome, "callaway_santanna")
     es = _find(results, outcome, "event_study")
     if cs is not None and "table" in cs.details.get("dynamic", {}):
@@ -73,7 +73,7 @@ def event_study_plot(results: ExperimentResults) -> Figure:
     ax.set_ylabel(f"Effect on {outcome}")
     _legend_below(ax, ncol=2)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"Effect of treatment over time on {outcome}", loc="left", fontsize=11)
+    ax.set_title(f"Effect of treatment over time on {outcome}", loc="left")
     _tidy(ax)
     fig.tight_layout()
     return fig
@@ -85,7 +85,7 @@ def cohort_trends_plot(results: ExperimentResults) -> Figure:
     rows = next(
         (r.details["cohort_means"] for r in results.results if "cohort_means" in r.details), []
     )
-    fig, ax = plt.subplots(figsize=(7.4, 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), dpi=110)
     cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
     colours = _palette(len(cohorts))
     for cohort, colour in zip(cohorts, colours, strict=True):
@@ -108,9 +108,7 @@ def cohort_trends_plot(results: ExperimentResults) -> Figure:
     _legend_below(ax, ncol=min(len(cohorts), 4), title="First treated")
     if all(isinstance(r["time"], int) for r in rows):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(
-        "Raw means by adoption cohort (dot: first treated period)", loc="left", fontsize=11
-    )
+    ax.set_title("Raw means by adoption cohort (dot: first treated period)", loc="left")
     _tidy(ax)
     fig.tight_layout()
     return fig
@@ -121,7 +119,7 @@ def twfe_weights_plot(results: ExperimentResults) -> Figure:
     outcome = results.primary["outcome"]
     twfe = _find(results, outcome, "twfe")
     rows = twfe.details.get("cell_weights", []) if twfe is not None else []
-    fig, ax = plt.subplots(figsize=(7.4, 3.4), dpi=110)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4), dpi=110)
     cohorts = list(dict.fromkeys(r["cohort"] for r in rows))
     colours = _palette(len(cohorts))
     for cohort, colour in zip(cohorts, colours, strict=True):
@@ -138,11 +136,10 @@ def twfe_weights_plot(results: ExperimentResults) -> Figure:
     ax.axhline(0, color=_RED, linewidth=0.9)
     ax.set_xlabel("Periods since treatment started")
     ax.set_ylabel("TWFE weight on the cell's effect")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False)
     ax.set_title(
         "How plain TWFE weights each cohort's effects (below the red line: negative)",
         loc="left",
-        fontsize=10,
     )
     _tidy(ax)
     fig.tight_layout()
@@ -158,9 +155,7 @@ def _legend_below(ax, *, ncol: int, title: str | None = None) -> None:
     """Legend under the axes, where it cannot cover the data."""
     ax.legend(
         frameon=False,
-        fontsize=8,
         title=title,
-        title_fontsize=8,
         ncol=ncol,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.18),
