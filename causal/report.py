@@ -158,6 +158,9 @@ def _execute(notebook: Path, folder: Path) -> None:
             log_output=False,
             report_mode=False,
             kernel_manager_class=_ipc_kernel_manager(),
+            # The staging copy is written once at the end: saving it after every cell (the
+            # default) rewrites every embedded PNG each time and costs seconds per report.
+            request_save_on_cell_execute=False,
         )
     except pm.PapermillExecutionError as exc:
         raise ReportError(

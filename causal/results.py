@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from causal.checks import CheckResult, worst
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: report kernels start faster
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 
@@ -52,12 +53,16 @@ class Result:
 
     def tidy(self) -> pd.DataFrame:
         """One row with the contract's columns."""
+        import pandas as pd
+
         return pd.DataFrame(
             [{k: v for k, v in self.to_dict().items() if k not in ("diagnostics", "details")}]
         )
 
     def plot_data(self) -> dict[str, pd.DataFrame]:
         """Tidy frames for plotting: the estimate with its interval, and arm means if known."""
+        import pandas as pd
+
         frames = {
             "estimate": self.tidy()[["estimator", "outcome", "estimate", "conf_low", "conf_high"]]
         }
@@ -145,6 +150,8 @@ class ExperimentResults:
         return worst(self.checks)
 
     def tidy(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.concat([r.tidy() for r in self.results], ignore_index=True)
 
     def to_dict(self) -> dict[str, Any]:

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
-
 from causal.results import Result
 
 METHOD = (
@@ -155,6 +153,8 @@ def _line(name: str, label: str, base: Result, scale: float, shift: float = 0.0)
 def _probability_positive(net: ValueLine, base: Result) -> float:
     if not net.std_error > 0:
         return float(net.estimate > 0)
+    from scipy import stats  # lazy: report notebooks import this module only to draw
+
     df = base.details.get("df", math.inf)
     dist = stats.t(df) if df is not None and math.isfinite(df) else stats.norm()
     return float(dist.cdf(net.estimate / net.std_error))
