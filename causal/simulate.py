@@ -12,6 +12,7 @@ so it carries no sampling noise of its own.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -305,59 +306,31 @@ def extended_warranty_pilot(
     )
 
 
-def _city_free_delivery(
-    *,
-    n_cities: int = 40,
-    n_weeks: int = 104,
-    treatment_week: int = 79,
-    effect: float = 0.06,
-    n_treated: int = 1,
-    seed: int = 0,
-) -> SimulatedPilot:
-    """Run :func:`causal.simulate_city.city_free_delivery`, imported here because it imports
-    this module; the signature is repeated so :func:`simulate` can check parameter names."""
-    from causal.simulate_city import city_free_delivery
+class _LazySimulator:
+    """A simulator defined in a module that imports this one, imported on first use.
 
-    return city_free_delivery(
-        n_cities=n_cities,
-        n_weeks=n_weeks,
-        treatment_week=treatment_week,
-        effect=effect,
-        n_treated=n_treated,
-        seed=seed,
-    )
+    Its ``__signature__`` is the real function's, so :func:`simulate` checks parameter names
+    against it without a wrapper that repeats the signature by hand.
+    """
 
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
 
-def _remote_support_rollout(
-    *,
-    n_stores: int = 600,
-    n_regions: int = 12,
-    n_months: int = 30,
-    waves: tuple[int, ...] = (10, 14, 18, 22),
-    share_never: float = 0.25,
-    plateau: float = 0.08,
-    seed: int = 0,
-) -> SimulatedPilot:
-    """Run :func:`causal.simulate_rollout.remote_support_rollout`, imported here because it
-    imports this module; the signature is repeated so :func:`simulate` can check parameter
-    names."""
-    from causal.simulate_rollout import remote_support_rollout
+    def _target(self) -> Callable[..., SimulatedPilot]:
+        return getattr(importlib.import_module(self._module), self._name)
 
-    return remote_support_rollout(
-        n_stores=n_stores,
-        n_regions=n_regions,
-        n_months=n_months,
-        waves=waves,
-        share_never=share_never,
-        plateau=plateau,
-        seed=seed,
-    )
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self._target())
+
+    def __call__(self, **params: object) -> SimulatedPilot:
+        return self._target()(**params)
 
 
 SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "extended_warranty_pilot": extended_warranty_pilot,
-    "city_free_delivery": _city_free_delivery,
-    "remote_support_rollout": _remote_support_rollout,
+    "city_free_delivery": _LazySimulator("causal.simulate_city", "city_free_delivery"),
+    "remote_support_rollout": _LazySimulator("causal.simulate_rollout", "remote_support_rollout"),
 }
 
 
