@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,17 @@ class Result:
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
         object.__setattr__(self, "diagnostics", tuple(self.diagnostics))
+
+    def with_details(self, **extra: Any) -> Result:
+        """A copy with ``extra`` added to ``details`` (results are frozen).
+
+        Examples
+        --------
+        >>> r = Result("dim", "ATE", "y", 2.0, 1.0, 0.04, 3.96, 0.045, 100, 50)
+        >>> dict(r.with_details(note="x").details)
+        {'note': 'x'}
+        """
+        return replace(self, details={**self.details, **extra})
 
     def tidy(self) -> pd.DataFrame:
         """One row with the contract's columns."""

@@ -65,7 +65,7 @@ def run_did(spec: Spec, table: pd.DataFrame | None = None) -> dict:
         panel = panels[column]
         result = ESTIMATORS[name](panel, spec)
         if column == primary_outcome and name in ("callaway_santanna", "event_study"):
-            result = _with_details(result, cohort_means=_cohort_means(panel))
+            result = result.with_details(cohort_means=_cohort_means(panel))
         results.append(result)
     panel = panels[primary_outcome]
     primary = _primary(spec, results, primary_outcome)
@@ -322,9 +322,3 @@ def _coef_table(fit) -> list[dict]:
         {"term": n, "estimate": float(b), "std_error": float(s)}
         for n, b, s in zip(fit.names, fit.coef, fit.std_error, strict=True)
     ]
-
-
-def _with_details(result: Result, **extra) -> Result:
-    from dataclasses import replace
-
-    return replace(result, details={**result.details, **extra})

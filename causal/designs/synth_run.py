@@ -80,33 +80,19 @@ def _fit(name: str, panel: synth.Panel, spec: Spec, table: pd.DataFrame, outcome
 
 
 def _with_placebos(result: Result, name: str, panel: synth.Panel, spec: Spec) -> Result:
-    details = dict(result.details)
     if name == "synthetic_control" and not spec.design.outcome_only:
         return result  # the ADH placebos are computed in synth_adh_run
     space = synth.placebo_in_space(name, panel)
-    details["placebo_space"] = {
-        "rank": space.rank,
-        "n": len(space.ratio),
-        "p_value": space.p_value,
-        "ratios": {u: _finite(r) for u, r in zip(space.units, space.ratio, strict=True)},
-        "gaps": {u: g.tolist() for u, g in zip(space.units[:-1], space.gaps[:-1], strict=True)},
-    }
     in_time = synth.placebo_in_time(name, panel, starts=spec.design.placebo_in_time)
-    details["placebo_in_time"] = in_time.to_dict(orient="records")
-    return Result(
-        result.estimator,
-        result.estimand,
-        result.outcome,
-        result.estimate,
-        result.std_error,
-        result.conf_low,
-        result.conf_high,
-        result.p_value,
-        result.n_units,
-        result.n_treated,
-        result.diagnostics,
-        details,
-        result.conf_level,
+    return result.with_details(
+        placebo_space={
+            "rank": space.rank,
+            "n": len(space.ratio),
+            "p_value": space.p_value,
+            "ratios": {u: _finite(r) for u, r in zip(space.units, space.ratio, strict=True)},
+            "gaps": {u: g.tolist() for u, g in zip(space.units[:-1], space.gaps[:-1], strict=True)},
+        },
+        placebo_in_time=in_time.to_dict(orient="records"),
     )
 
 
