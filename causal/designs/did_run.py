@@ -296,8 +296,7 @@ def _primary(spec: Spec, results: list[Result], outcome: str) -> dict[str, str]:
 
 def _cohort_means(panel: DidPanel) -> list[dict]:
     """Raw outcome means per cohort and period, for the trends plot."""
-    index = np.unique(panel.cohort_pos, return_inverse=True)[1]
-    cohorts = np.unique(panel.cohort_pos)
+    cohorts, index = np.unique(panel.cohort_pos, return_inverse=True)
     cell = index[panel.unit_code] * panel.n_periods + panel.time_code
     size = len(cohorts) * panel.n_periods
     sums = np.bincount(cell, panel.y, size)

@@ -213,8 +213,9 @@ def twfe_cell_weights(panel: DidPanel) -> pd.DataFrame:
         raise DesignError("TWFE cell weights are computed for balanced panels")
     cohorts, index = _cohort_index(panel)
     counts = np.bincount(index, minlength=len(cohorts)).astype(np.float64)
-    tilde = _within_cohort_regressors(_treated_regressors(cohorts, panel.n_periods), counts)[..., 0]
-    treated = _treated_regressors(cohorts, panel.n_periods)[..., 0] > 0
+    regressors = _treated_regressors(cohorts, panel.n_periods)
+    tilde = _within_cohort_regressors(regressors, counts)[..., 0]
+    treated = regressors[..., 0] > 0
     mass = counts[:, None] * tilde
     c, t = np.nonzero(treated)
     weights = mass[c, t] / mass[treated].sum()
