@@ -204,24 +204,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _validate_panel(spec, path: Path) -> int:
     from causal.data.dataset import query_table
-    from causal.designs.synth import build_panel, convex_hull_check
+    from causal.designs.synth import convex_hull_check
+    from causal.designs.synth_run import build_panels
 
-    table = query_table(spec)
-    design = spec.design
-    print(f"{path}: valid {design.kind} spec {spec.name!r}")
-    for outcome in spec.outcomes:
-        panel = build_panel(
-            table,
-            unit=spec.unit,
-            time=design.time,
-            outcome=outcome.column,
-            treated_units=design.treated_units,
-            start=design.treatment_start,
-            exclude=design.exclude_donors,
-        )
+    panels = build_panels(spec, query_table(spec))
+    print(f"{path}: valid {spec.design.kind} spec {spec.name!r}")
+    for column, panel in panels.items():
         hull = convex_hull_check(panel)
         print(
-            f"{outcome.column}: {panel.n0} donors, {len(panel.treated_units)} treated, "
+            f"{column}: {panel.n0} donors, {len(panel.treated_units)} treated, "
             f"{panel.t0} pre-periods, {len(panel.times) - panel.t0} post-periods; "
             f"[{hull.status}] {hull.detail}"
         )

@@ -18,6 +18,23 @@ from causal.spec import Spec
 PRIMARY_PREFERENCE = ("synthetic_did", "synthetic_control", "did_sc_baseline")
 
 
+def build_panels(spec: Spec, table: pd.DataFrame) -> dict[str, synth.Panel]:
+    """One validated panel per outcome of a synthetic-control spec."""
+    design = spec.design
+    return {
+        outcome.column: synth.build_panel(
+            table,
+            unit=spec.unit,
+            time=design.time,
+            outcome=outcome.column,
+            treated_units=design.treated_units,
+            start=design.treatment_start,
+            exclude=design.exclude_donors,
+        )
+        for outcome in spec.outcomes
+    }
+
+
 def run_synth(spec: Spec, table: pd.DataFrame | None = None) -> dict:
     """Everything the synthetic-control report needs, as parts of ``ExperimentResults``.
 
@@ -29,17 +46,7 @@ def run_synth(spec: Spec, table: pd.DataFrame | None = None) -> dict:
     checks: list[CheckResult] = []
     results: list[Result] = []
     primary_outcome = spec.value.outcome if spec.value else spec.outcomes[0].column
-    panels = {}
-    for outcome in spec.outcomes:  # validate every panel before any long fit
-        panels[outcome.column] = synth.build_panel(
-            table,
-            unit=spec.unit,
-            time=design.time,
-            outcome=outcome.column,
-            treated_units=design.treated_units,
-            start=design.treatment_start,
-            exclude=design.exclude_donors,
-        )
+    panels = build_panels(spec, table)  # every panel validated before any long fit
     jobs = [(o.column, name) for o in spec.outcomes for name in spec.estimator_names]
     for column, name in progress(jobs, desc="estimators and placebos", total=len(jobs)):
         result = _fit(name, panels[column], spec, table, column)
