@@ -201,6 +201,55 @@ def extended_warranty_pilot(
         raise SpecError(f"start_date is not a date: {start_date!r}")
     start = start.normalize()
 
+    world = _warranty_world(n, n_treated, seed=seed, effect_scale=effect_scale, start=start)
+    truth = world.average_effects(np.ones(n, dtype=bool))
+
+    description = (
+        f"Simulated extended-warranty pilot: {n} customers (seed={seed}), {n_treated} shown the "
+        f"offer on {start.date()} by complete randomisation. A lognormal latent customer value "
+        "(higher for silver/gold, rising with tenure) sets Poisson monthly order rates and gamma "
+        "order sizes in the 12 months before and after the offer, with a customer-level drift "
+        "between the years and a December peak. For treated customers the order rate in months "
+        f"4-12 rises by {UPLIFT[0]:.0%}/{UPLIFT[1]:.0%}/{UPLIFT[2]:.0%} (bronze/silver/gold) x "
+        f"effect_scale={effect_scale}, the extra orders leaning to accessories; months 1-3 are "
+        "unaffected (month k = [start + (k-1) months, start + k months)). 'truth' is, per outcome "
+        "of ANALYSIS_QUERY, the mean over all simulated customers of E[Y(1) - Y(0) | the "
+        "customer's latent rate and order sizes], computed from Poisson and gamma expectations "
+        "(1 - exp(-expected orders) for repurchase), not from the draws; it is 0 for "
+        "pre_revenue_12m and revenue_3m."
+    )
+    return SimulatedPilot(tables=world.tables, truth=truth, description=description)
+
+
+@dataclass(frozen=True)
+class _WarrantyWorld:
+    """The simulated warranty tables plus each customer's expected effect on every outcome."""
+
+    tables: Mapping[str, pd.DataFrame]
+    treated: np.ndarray
+    expected_effects: Mapping[str, np.ndarray]
+
+    def average_effects(self, who: np.ndarray) -> dict[str, float]:
+        """Mean expected effect over the customers ``who`` (a boolean mask), per outcome."""
+        return {k: float(np.mean(v[who])) for k, v in self.expected_effects.items()}
+
+
+def _warranty_world(
+    n: int,
+    n_treated: int,
+    *,
+    seed: int,
+    effect_scale: float,
+    start: pd.Timestamp,
+    select: Callable[..., np.ndarray] | None = None,
+) -> _WarrantyWorld:
+    """Draw the customers, their orders and the offer's extra orders.
+
+    Treatment is a random permutation (``n_treated`` customers) unless ``select`` is given:
+    then ``select(pre_revenue=..., segment=..., tenure=..., rng=...)`` returns the 0/1
+    treatment from what the business saw in the pre-period (self-selection on observables).
+    The permutation is drawn either way so randomised pilots keep their numbers.
+    """
     rng = np.random.default_rng(seed)
     boundaries = _month_boundaries(start)
     # A December peak, so month-to-month comparisons would mislead but randomisation does not.
@@ -248,12 +297,18 @@ def extended_warranty_pilot(
         rate = rate_pre if m < HORIZON_MONTHS else rate_post
         return (rate * season[m])[:, None] * BASE_MIX[None, :]
 
-    lift = UPLIFT[seg] * effect_scale * treated
+    lift_if_treated = UPLIFT[seg] * effect_scale
+    lift = lift_if_treated * treated
 
     def extra_rates(m: int) -> np.ndarray:
         return (rate_post * season[m] * lift)[:, None] * EXTRA_MIX[None, :]
 
     parts = [_draw_orders(rng, base_rates, range(2 * HORIZON_MONTHS), size_mean, boundaries)]
+    if select is not None:
+        in_pre = parts[0]["date"] < boundaries[HORIZON_MONTHS]
+        pre_revenue = np.bincount(parts[0]["cust"][in_pre], parts[0]["amount"][in_pre], n)
+        treated = select(pre_revenue=pre_revenue, segment=seg, tenure=tenure, rng=rng)
+        crm["treated"] = treated
     if effect_scale > 0:
         parts.append(_draw_orders(rng, extra_rates, lagged, size_mean, boundaries))
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -273,37 +328,18 @@ def extended_warranty_pilot(
     # --- Truth: expected extra orders per customer over months 4..12, valued at the
     # customer's expected order size (and margin) of the categories the extra orders go to.
     base_lambda = rate_post * season[lagged].sum()  # expected orders, months 4..12, no offer
-    extra_lambda = base_lambda * UPLIFT[seg] * effect_scale
-    revenue_per_extra = size_mean @ EXTRA_MIX
-    profit_per_extra = size_mean @ (EXTRA_MIX * GROSS_MARGIN)
-    truth = {
-        "pre_revenue_12m": 0.0,
-        "revenue_3m": 0.0,
-        "revenue_12m": float(np.mean(extra_lambda * revenue_per_extra)),
-        "gross_profit_12m": float(np.mean(extra_lambda * profit_per_extra)),
+    extra_lambda = base_lambda * lift_if_treated
+    zero = np.zeros(n)
+    effects = {
+        "pre_revenue_12m": zero,
+        "revenue_3m": zero,
+        "revenue_12m": extra_lambda * (size_mean @ EXTRA_MIX),
+        "gross_profit_12m": extra_lambda * (size_mean @ (EXTRA_MIX * GROSS_MARGIN)),
         # P(any order) = 1 - exp(-expected orders), so the effect is a difference of exps.
-        "repurchase_12m": float(np.mean(np.exp(-base_lambda) * -np.expm1(-extra_lambda))),
+        "repurchase_12m": np.exp(-base_lambda) * -np.expm1(-extra_lambda),
     }
-
-    description = (
-        f"Simulated extended-warranty pilot: {n} customers (seed={seed}), {n_treated} shown the "
-        f"offer on {start.date()} by complete randomisation. A lognormal latent customer value "
-        "(higher for silver/gold, rising with tenure) sets Poisson monthly order rates and gamma "
-        "order sizes in the 12 months before and after the offer, with a customer-level drift "
-        "between the years and a December peak. For treated customers the order rate in months "
-        f"4-12 rises by {UPLIFT[0]:.0%}/{UPLIFT[1]:.0%}/{UPLIFT[2]:.0%} (bronze/silver/gold) x "
-        f"effect_scale={effect_scale}, the extra orders leaning to accessories; months 1-3 are "
-        "unaffected (month k = [start + (k-1) months, start + k months)). 'truth' is, per outcome "
-        "of ANALYSIS_QUERY, the mean over all simulated customers of E[Y(1) - Y(0) | the "
-        "customer's latent rate and order sizes], computed from Poisson and gamma expectations "
-        "(1 - exp(-expected orders) for repurchase), not from the draws; it is 0 for "
-        "pre_revenue_12m and revenue_3m."
-    )
-    return SimulatedPilot(
-        tables={"crm": crm, "erp_orders": erp, "finance_margins": finance},
-        truth=truth,
-        description=description,
-    )
+    tables = {"crm": crm, "erp_orders": erp, "finance_margins": finance}
+    return _WarrantyWorld(tables=tables, treated=treated, expected_effects=effects)
 
 
 class _LazySimulator:
@@ -331,6 +367,7 @@ SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "extended_warranty_pilot": extended_warranty_pilot,
     "city_free_delivery": _LazySimulator("causal.simulate_city", "city_free_delivery"),
     "remote_support_rollout": _LazySimulator("causal.simulate_rollout", "remote_support_rollout"),
+    "warranty_buyers": _LazySimulator("causal.simulate_obs", "warranty_buyers"),
 }
 
 

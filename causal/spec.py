@@ -29,6 +29,7 @@ from causal.designs.registry import (
     RELATIVE_ESTIMATORS,
 )
 from causal.errors import SpecError
+from causal.spec_observational import ObservationalDesign
 
 DESIGNS = AVAILABLE_DESIGNS
 
@@ -158,7 +159,10 @@ class DidDesign(_Model):
         return self
 
 
-Design = Annotated[ABTestDesign | SyntheticControlDesign | DidDesign, Field(discriminator="kind")]
+Design = Annotated[
+    ABTestDesign | SyntheticControlDesign | DidDesign | ObservationalDesign,
+    Field(discriminator="kind"),
+]
 
 
 class Source(_Model):
@@ -249,7 +253,9 @@ class Spec(_Model):
     design: Design
     unit: str = Field(pattern=_IDENTIFIER, description="Unit id column (unique per row).")
     treatment: str | None = Field(
-        None, pattern=_IDENTIFIER, description="0/1 treatment column (A/B designs)."
+        None,
+        pattern=_IDENTIFIER,
+        description="0/1 treatment column (A/B and observational designs; DiD per unit-period).",
     )
     outcomes: list[Outcome] = Field(min_length=1)
     covariates: list[Annotated[str, Field(pattern=_IDENTIFIER)]] = Field(
@@ -273,7 +279,7 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         kind = self.design.kind
-        if kind == "ab_test" and self.treatment is None:
+        if kind in ("ab_test", "observational") and self.treatment is None:
             raise ValueError("treatment: required field is missing (the 0/1 treatment column)")
         if kind == "did" and (self.treatment is None) == (self.design.first_treated is None):
             raise ValueError(
@@ -285,6 +291,11 @@ class Spec(_Model):
         if kind == "synthetic_control" and (self.covariates or self.segments):
             raise ValueError(
                 f"covariates and segments are not used by the {kind} design; use design.predictors"
+            )
+        if kind == "observational" and (self.covariates or self.segments):
+            raise ValueError(
+                "covariates and segments are not used by the observational design; list "
+                "design.confounders (adjusted for) and design.effect_modifiers (CATE bins)"
             )
         known = ESTIMATORS[kind]
         for name in self.estimators or ():
@@ -333,6 +344,8 @@ class Spec(_Model):
         if self.estimators:
             return tuple(self.estimators)
         defaults = DEFAULT_ESTIMATORS[self.design.kind]
+        if self.design.kind == "observational" and self.design.effect_modifiers:
+            return (*defaults, "causal_forest")
         return tuple(n for n in defaults if self.covariates or n not in NEEDS_COVARIATES)
 
     def outcome(self, column: str) -> Outcome:

@@ -6,18 +6,34 @@ module registers its implementations under exactly these names (a test checks th
 
 from __future__ import annotations
 
-AVAILABLE_DESIGNS: tuple[str, ...] = ("ab_test", "synthetic_control", "did")
-PLANNED_DESIGNS: tuple[str, ...] = ("observational", "uplift")
+AVAILABLE_DESIGNS: tuple[str, ...] = ("ab_test", "synthetic_control", "did", "observational")
+PLANNED_DESIGNS: tuple[str, ...] = ("uplift",)
 
 ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
     "synthetic_control": ("synthetic_did", "synthetic_control", "did_sc_baseline"),
     "did": ("callaway_santanna", "event_study", "twfe", "did_2x2"),
+    "observational": (
+        "naive_difference",
+        "regression",
+        "ipw",
+        "aipw",
+        "linear_dml",
+        "dr_learner",
+        "causal_forest",
+    ),
 }
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
     "synthetic_control": ("synthetic_did", "synthetic_control", "did_sc_baseline"),
     "did": ("callaway_santanna", "event_study", "twfe", "did_2x2"),
+    # causal_forest is added when the spec names effect modifiers (it estimates CATEs).
+    "observational": ("naive_difference", "regression", "ipw", "aipw", "linear_dml", "dr_learner"),
 }
 NEEDS_COVARIATES: frozenset[str] = frozenset({"cuped", "lin"})
 RELATIVE_ESTIMATORS: frozenset[str] = frozenset({"relative_lift"})
+
+# Nuisance learners by name (causal.designs.learners builds them; kept here so the spec can
+# check a name without importing scikit-learn).
+OUTCOME_LEARNERS: tuple[str, ...] = ("linear", "lasso", "gradient_boosting", "random_forest")
+PROPENSITY_LEARNERS: tuple[str, ...] = ("logistic", "logistic_cv", "lasso", "gradient_boosting")
