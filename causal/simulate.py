@@ -297,18 +297,19 @@ def _warranty_world(
         rate = rate_pre if m < HORIZON_MONTHS else rate_post
         return (rate * season[m])[:, None] * BASE_MIX[None, :]
 
-    lift_if_treated = UPLIFT[seg] * effect_scale
-    lift = lift_if_treated * treated
-
-    def extra_rates(m: int) -> np.ndarray:
-        return (rate_post * season[m] * lift)[:, None] * EXTRA_MIX[None, :]
-
     parts = [_draw_orders(rng, base_rates, range(2 * HORIZON_MONTHS), size_mean, boundaries)]
     if select is not None:
         in_pre = parts[0]["date"] < boundaries[HORIZON_MONTHS]
         pre_revenue = np.bincount(parts[0]["cust"][in_pre], parts[0]["amount"][in_pre], n)
         treated = select(pre_revenue=pre_revenue, segment=seg, tenure=tenure, rng=rng)
         crm["treated"] = treated
+    # The lift is fixed only now: a self-selected treatment is known after the pre-period.
+    lift_if_treated = UPLIFT[seg] * effect_scale
+    lift = lift_if_treated * treated
+
+    def extra_rates(m: int) -> np.ndarray:
+        return (rate_post * season[m] * lift)[:, None] * EXTRA_MIX[None, :]
+
     if effect_scale > 0:
         parts.append(_draw_orders(rng, extra_rates, lagged, size_mean, boundaries))
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
