@@ -191,6 +191,8 @@ def _validate(args: argparse.Namespace) -> int:
         return _validate_panel(spec, args.spec)
     if spec.design.kind == "did":
         return _validate_did(spec, args.spec)
+    if spec.design.kind == "observational":
+        return _validate_observational(spec, args.spec)
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
@@ -216,6 +218,22 @@ def _validate_panel(spec, path: Path) -> int:
             f"{panel.t0} pre-periods, {len(panel.times) - panel.t0} post-periods; "
             f"[{hull.status}] {hull.detail}"
         )
+    return 0
+
+
+def _validate_observational(spec, path: Path) -> int:
+    from causal.data.dataset import query_table
+    from causal.designs.obs_run import prepare
+
+    frame, adjustment, _, checks = prepare(spec, query_table(spec))
+    print(f"{path}: valid observational spec {spec.name!r} (estimand {spec.design.estimand})")
+    print(
+        f"analysis table: {len(frame.table)} units, {frame.n_treated} treated, "
+        f"fingerprint {frame.fingerprint[:12]}"
+    )
+    print(f"adjustment set: {', '.join(adjustment) or '(none)'}")
+    for check in checks:
+        print(f"[{check.status}] {check.name}: {check.detail}")
     return 0
 
 

@@ -56,6 +56,12 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         from causal.designs.did_run import run_did
 
         return _analyse_panel(spec, run_did, "Over the {n} treated unit-periods in the data")
+    if spec.design.kind == "observational":
+        from causal.designs.obs_run import run_observational
+
+        who = {"ATE": "units", "ATT": "treated units", "ATC": "untreated units"}
+        label = f"Over the {{n}} {who[spec.design.estimand]} in the data"
+        return _analyse_panel(spec, run_observational, label)
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
