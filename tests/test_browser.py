@@ -1,9 +1,10 @@
 """The HTML reports as a reader sees them: opened in Debian's Chromium through Playwright.
 
-Three bundled experiments (A/B, synthetic control, DiD) are rendered once into one folder; each
-report is opened from the folder's index and directly, and must load without errors or failed
-requests, show every plot, carry the headline number of results.json and fit a 390 px phone
-screen. Screenshots land in each test's tmp folder (paths printed; run with ``-s`` to see them).
+Four bundled experiments (A/B, synthetic control, DiD, observational) are rendered once into
+one folder; each report is opened from the folder's index and directly, and must load without
+errors or failed requests, show every plot, carry the headline number of results.json and fit a
+390 px phone screen. Screenshots land in each test's tmp folder (paths printed; run with ``-s``
+to see them).
 
 Playwright's own browser download is not used: install Chromium with ``make browser`` or
 ``apt-get install chromium``; without it this module is skipped.
@@ -45,6 +46,7 @@ REPORTS = {
     "extended_warranty_pilot": "experiments/extended_warranty_pilot.yaml",  # A/B with value
     "prop99_smoking": "experiments/prop99_smoking.yaml",  # synthetic control
     "mpdta_minimum_wage": "experiments/mpdta_minimum_wage.yaml",  # staggered DiD
+    "lalonde_nsw_cps": "experiments/lalonde_nsw_cps.yaml",  # observational
 }
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

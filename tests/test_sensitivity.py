@@ -23,13 +23,11 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from causal.errors import DesignError
+from causal.inference.evalue import e_value, risk_ratio_from_difference, risk_ratio_from_means
 from causal.inference.sensitivity import (
     adjusted_estimate,
     contour_grid,
-    e_value,
     omitted_variable_bias,
-    risk_ratio_from_difference,
-    risk_ratio_from_means,
     robustness_value,
     sensitivity_stats,
 )

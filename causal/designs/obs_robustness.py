@@ -181,7 +181,7 @@ def e_value_check(
     small beside it and ignored). Continuous and count outcomes: the VanderWeele–Ding
     approximation RR ≈ exp(0.91 × effect / SD(outcome)).
     """
-    from causal.inference.sensitivity import e_value
+    from causal.inference.evalue import e_value
 
     rows = []
     for r in results:
@@ -236,7 +236,7 @@ def _binary_risk_ratio(y: np.ndarray, d: np.ndarray, r: Result):
 
 
 def _approximate_risk_ratio(y: np.ndarray, r: Result):
-    from causal.inference.sensitivity import risk_ratio_from_difference
+    from causal.inference.evalue import risk_ratio_from_difference
 
     sd = float(np.std(y, ddof=1))
     alpha = 1 - r.conf_level
