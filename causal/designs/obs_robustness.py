@@ -150,9 +150,12 @@ def sensitivity_analysis(
     text = (
         f"regression estimate {stats['estimate']:,.4g} (partial R² of treatment with outcome "
         f"{stats['r2yd_x']:.2%}); an unmeasured confounder explaining {stats['rv_q']:.2%} "
-        "of the residual variance of both treatment and outcome would bring it to zero, and "
-        f"{stats['rv_qa']:.2%} would make it not significant"
+        "of the residual variance of both treatment and outcome would bring it to zero"
     )
+    if stats["rv_qa"] > 0:
+        text += f", and {stats['rv_qa']:.2%} would make it not significant"
+    else:
+        text += f"; it is not significant at the {alpha:.0%} level even without one"
     rows = stats.get("bounds", [])
     if stats["rv_qa"] < 0.01:
         return CheckResult("sensitivity", "warn", text + ": fragile", rows), payload
