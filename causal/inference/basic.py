@@ -118,7 +118,9 @@ def ols_robust(
     Written out rather than delegated to statsmodels: its pseudo-inverse (an SVD of the n × k
     design) made Lin's estimator 1.3× slower than needed on a million units (bench/). Here the
     k × k normal equations are solved once and the leverages come from one pass over X.
-    Agreement with statsmodels is tested to 1e-8.
+    Columns are scaled to unit length first: raw designs with squared earnings (LaLonde,
+    condition number 2e10) otherwise lost about 7 digits in the inverse. Agreement with
+    statsmodels is tested to 1e-8.
 
     HC1 scales the squared residuals by n / (n - k), HC2 divides them by 1 - h, HC3 by
     (1 - h)², where h are the leverages (MacKinnon & White 1985).
@@ -131,8 +133,12 @@ def ols_robust(
     2.5
     """
     n, k = X.shape
-    bread = np.linalg.inv(X.T @ X)
-    params = bread @ (X.T @ y)
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    scale = np.where(norms > 0, norms, 1.0)
+    Xs = X / scale
+    bread_s = np.linalg.inv(Xs.T @ Xs)
+    bread = bread_s / np.outer(scale, scale)
+    params = (bread_s @ (Xs.T @ y)) / scale
     resid = y - X @ params
     if cov_type == "HC1":
         weights = resid**2 * n / (n - k)
