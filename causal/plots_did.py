@@ -163,9 +163,7 @@ def _legend_below(ax, *, ncol: int, title: str | None = None) -> None:
 
 
 def _find(results: ExperimentResults, outcome: str, estimator: str) -> Result | None:
-    return next(
-        (r for r in results.results if r.outcome == outcome and r.estimator == estimator), None
-    )
+    return results.get(outcome=outcome, estimator=estimator)
 
 
 def _err(rows: list[dict]) -> list[list[float]]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from causal.plots import _BLUE, _GREY, _NAMES, _RED, WIDTH, _tidy
-from causal.plots_did import _find, _legend_below
+from causal.plots_did import _legend_below
 from causal.results import ExperimentResults
 
 _NAMES.update(
@@ -30,7 +28,7 @@ def overlap_plot(results: ExperimentResults) -> Figure:
     """Propensity score histograms of treated (top) and untreated (bottom) units, each on its
     own scale so a small arm stays visible; overlap is where both have mass. The shaded margins
     are outside the spec's overlap bounds."""
-    check = _check(results, "overlap")
+    check = results.check("overlap")
     rows = list(check.table) if check is not None else []
     fig, axes = plt.subplots(2, 1, figsize=(WIDTH, 4.0), dpi=110, sharex=True)
     if not rows:
@@ -60,7 +58,7 @@ def overlap_plot(results: ExperimentResults) -> Figure:
 
 def balance_plot(results: ExperimentResults) -> Figure:
     """Standardised mean differences before and after weighting (a 'love plot')."""
-    check = _check(results, "covariate_balance")
+    check = results.check("covariate_balance")
     rows = list(check.table) if check is not None else []
     fig, ax = plt.subplots(figsize=(WIDTH, 0.32 * max(len(rows), 3) + 1.4), dpi=110)
     if not rows:
@@ -85,7 +83,7 @@ def sensitivity_plot(results: ExperimentResults) -> Figure:
     given strength (partial R² with treatment on x, with outcome on y); red is where it
     crosses zero; benchmark points are confounders as strong as observed covariates."""
     outcome = results.primary["outcome"]
-    reg = _find(results, outcome, "regression")
+    reg = results.get(outcome=outcome, estimator="regression")
     payload = reg.details.get("sensitivity") if reg is not None else None
     fig, ax = plt.subplots(figsize=(WIDTH, 4.6), dpi=110)
     if not payload:
@@ -133,7 +131,7 @@ def sensitivity_plot(results: ExperimentResults) -> Figure:
 def cate_plot(results: ExperimentResults) -> Figure | None:
     """Mean effect by effect-modifier bin (causal forest), with intervals; None without it."""
     outcome = results.primary["outcome"]
-    forest = _find(results, outcome, "causal_forest")
+    forest = results.get(outcome=outcome, estimator="causal_forest")
     cate = forest.details.get("cate") if forest is not None else None
     rows = (cate or {}).get("bins", [])
     if not rows:
@@ -165,15 +163,7 @@ def _levels(z: np.ndarray) -> np.ndarray:
     return np.unique(np.round(np.linspace(finite.min(), finite.max(), 9)[1:-1], 12))
 
 
-def _check(results: ExperimentResults, name: str):
-    return next((c for c in results.checks if c.name == name), None)
-
-
 def _empty(fig: Figure, ax, text: str) -> Figure:
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", color=_GREY)
     return fig
-
-
-def finite(x) -> bool:
-    return x is not None and math.isfinite(x)

@@ -138,8 +138,7 @@ def pretrend_html(res: ExperimentResults) -> str:
 
 
 def _find(res: ExperimentResults, estimator: str) -> Result | None:
-    outcome = res.primary["outcome"]
-    return next((r for r in res.results if r.outcome == outcome and r.estimator == estimator), None)
+    return res.get(outcome=res.primary["outcome"], estimator=estimator)
 
 
 def _short(value: float) -> str:

@@ -71,7 +71,7 @@ METHODS.update(
 
 def identification_html(res: ExperimentResults) -> str:
     """Where the adjustment set comes from, per outcome."""
-    check = _check(res, "identification")
+    check = res.check("identification")
     if check is None:
         return "<p>No identification step was recorded.</p>"
     settings = res.experiment["design_settings"]
@@ -84,21 +84,21 @@ def identification_html(res: ExperimentResults) -> str:
     if check.table:
         rows = [[r["outcome"], r["adjustment_set"]] for r in check.table]
         parts.append(_table(["Outcome", "Adjustment set"], rows))
-    other = _check(res, "graph_vs_confounders")
+    other = res.check("graph_vs_confounders")
     if other is not None:
         parts.append(f"<p>{badge(other.status)} {escape(other.detail)}.</p>")
     return _div("".join(parts))
 
 
 def agreement_html(res: ExperimentResults) -> str:
-    check = _check(res, "estimator_agreement")
+    check = res.check("estimator_agreement")
     if check is None:
         return ""
     return _div(f"<p>{badge(check.status)} {escape(_sentence(check.detail))}</p>")
 
 
 def refuters_html(res: ExperimentResults) -> str:
-    check = _check(res, "refutation")
+    check = res.check("refutation")
     if check is None:
         return "<p>No refuters were run (design.refuters is empty).</p>"
     if not check.table:
@@ -121,7 +121,7 @@ def refuters_html(res: ExperimentResults) -> str:
 
 
 def sensitivity_html(res: ExperimentResults) -> str:
-    check = _check(res, "sensitivity")
+    check = res.check("sensitivity")
     if check is None:
         return "<p>No sensitivity analysis was run.</p>"
     parts = [f"<p>{badge(check.status)} {escape(_sentence(check.detail))}</p>"]
@@ -148,7 +148,7 @@ def sensitivity_html(res: ExperimentResults) -> str:
 
 
 def e_value_html(res: ExperimentResults) -> str:
-    check = _check(res, "e_value")
+    check = res.check("e_value")
     if check is None or not check.table:
         return f"<p>{escape(check.detail) if check else 'No E-values were computed.'}</p>"
     rows = [
@@ -168,9 +168,7 @@ def e_value_html(res: ExperimentResults) -> str:
 
 def cate_html(res: ExperimentResults) -> str:
     outcome = res.primary["outcome"]
-    forest = next(
-        (r for r in res.results if r.outcome == outcome and r.estimator == "causal_forest"), None
-    )
+    forest = res.get(outcome=outcome, estimator="causal_forest")
     cate = forest.details.get("cate") if forest is not None else None
     if not cate:
         return "<p>No effect modifiers in the spec (design.effect_modifiers), so no CATEs.</p>"
@@ -194,10 +192,6 @@ def cate_html(res: ExperimentResults) -> str:
 def _div(html: str) -> str:
     """Inside the report's style scope (badges and small print are styled under .causal)."""
     return f'<div class="causal">{html}</div>'
-
-
-def _check(res: ExperimentResults, name: str):
-    return next((c for c in res.checks if c.name == name), None)
 
 
 def _sentence(text: str) -> str:

@@ -51,6 +51,49 @@ class Result:
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
         object.__setattr__(self, "diagnostics", tuple(self.diagnostics))
 
+    @classmethod
+    def from_estimate(
+        cls,
+        estimator: str,
+        estimand: str,
+        outcome: str,
+        estimate: float,
+        std_error: float,
+        *,
+        n_units: int,
+        n_treated: int,
+        alpha: float,
+        df: float = math.inf,
+        details: Mapping[str, Any] | None = None,
+    ) -> Result:
+        """A Result with the Wald interval and p-value of ``estimate`` and ``std_error``
+        (Student-t with ``df`` when finite, else normal) at level ``1 - alpha``.
+
+        Examples
+        --------
+        >>> r = Result.from_estimate("ipw", "ATT", "y", 1.96, 1.0, n_units=10, n_treated=4,
+        ...                          alpha=0.05)
+        >>> round(r.p_value, 3), round(r.conf_low, 3)
+        (0.05, 0.0)
+        """
+        from causal.inference import interval  # scipy: imported where a Result is computed
+
+        ci = interval(estimate, std_error, alpha=alpha, df=df)
+        return cls(
+            estimator=estimator,
+            estimand=estimand,
+            outcome=outcome,
+            estimate=float(estimate),
+            std_error=float(std_error),
+            conf_low=ci.conf_low,
+            conf_high=ci.conf_high,
+            p_value=ci.p_value,
+            n_units=int(n_units),
+            n_treated=int(n_treated),
+            details=details or {},
+            conf_level=1 - alpha,
+        )
+
     def with_details(self, **extra: Any) -> Result:
         """A copy with ``extra`` added to ``details`` (results are frozen).
 
@@ -155,6 +198,16 @@ class ExperimentResults:
 
     def find(self, *, outcome: str, estimator: str) -> Result:
         return next(r for r in self.results if r.outcome == outcome and r.estimator == estimator)
+
+    def get(self, *, outcome: str, estimator: str) -> Result | None:
+        """Like :meth:`find`, but None when that estimator did not run on ``outcome``."""
+        return next(
+            (r for r in self.results if r.outcome == outcome and r.estimator == estimator), None
+        )
+
+    def check(self, name: str) -> CheckResult | None:
+        """The design check called ``name``, or None when it was not run."""
+        return next((c for c in self.checks if c.name == name), None)
 
     @property
     def worst_status(self) -> str:

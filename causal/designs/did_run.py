@@ -20,7 +20,6 @@ from causal.designs.did_panel import (
     json_records,
 )
 from causal.errors import DesignError
-from causal.inference import interval
 from causal.progress import progress
 from causal.results import Result
 from causal.spec import Spec
@@ -91,20 +90,17 @@ def run_did(spec: Spec, table: pd.DataFrame | None = None) -> dict:
 
 
 def _regression_result(name, estimand, panel, estimate, se, df, alpha, details) -> Result:
-    ci = interval(estimate, se, alpha=alpha, df=df)
-    return Result(
-        estimator=name,
-        estimand=estimand,
-        outcome=panel.outcome,
-        estimate=float(estimate),
-        std_error=float(se),
-        conf_low=ci.conf_low,
-        conf_high=ci.conf_high,
-        p_value=ci.p_value,
+    return Result.from_estimate(
+        name,
+        estimand,
+        panel.outcome,
+        estimate,
+        se,
         n_units=panel.n_units,
-        n_treated=int((panel.cohort_pos >= 0).sum()),
+        n_treated=(panel.cohort_pos >= 0).sum(),
+        alpha=alpha,
+        df=df,
         details=details,
-        conf_level=1 - alpha,
     )
 
 

@@ -19,7 +19,7 @@ from causal.results import Result
 ADJUSTED = ("regression", "ipw", "aipw", "linear_dml", "dr_learner", "causal_forest")
 
 
-def agreement_check(results: list[Result], outcome: str, *, alpha: float) -> CheckResult:
+def agreement_check(results: list[Result], outcome: str) -> CheckResult:
     """Do the adjusted estimators agree, and how far is the naive difference from them?
 
     Agreement means every adjusted point estimate lies inside every other adjusted interval;
@@ -31,7 +31,7 @@ def agreement_check(results: list[Result], outcome: str, *, alpha: float) -> Che
     --------
     >>> a = Result("regression", "ATT", "y", 1.0, 0.2, 0.6, 1.4, 0.0, 100, 40)
     >>> b = Result("aipw", "ATT", "y", 1.1, 0.25, 0.6, 1.6, 0.0, 100, 40)
-    >>> agreement_check([a, b], "y", alpha=0.05).status
+    >>> agreement_check([a, b], "y").status
     'pass'
     """
     on = [r for r in results if r.outcome == outcome]
@@ -222,19 +222,21 @@ def e_value_check(
 
 
 def _binary_risk_ratio(y: np.ndarray, d: np.ndarray, r: Result):
-    treated, control = y[d == 1].mean(), y[d == 0].mean()
-    if r.estimand == "ATT":
-        ratio = lambda effect: treated / (treated - effect)  # noqa: E731
-        scale = "risk ratio among the treated"
-    elif r.estimand == "ATC":
-        ratio = lambda effect: (control + effect) / control  # noqa: E731
-        scale = "risk ratio among the untreated"
-    else:
-        ratio = lambda effect: (control + effect) / control  # noqa: E731
-        scale = "risk ratio, control mean as baseline (approximation for the ATE)"
+    """Risk ratio from the observed risk of the target group and the effect (and its limits)."""
+    if r.estimand == "ATT":  # treated risk r1 observed, r0 = r1 - effect
+        r1 = y[d == 1].mean()
+        effects = np.array([r.estimate, r.conf_low, r.conf_high])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rr, a, b = (r1 / (r1 - effects)).tolist()
+        return rr, min(a, b), max(a, b), "risk ratio among the treated"
+    r0 = y[d == 0].mean()  # untreated risk r0 observed (ATC), or taken as baseline (ATE)
     with np.errstate(divide="ignore", invalid="ignore"):
-        values = [float(ratio(e)) for e in (r.estimate, r.conf_low, r.conf_high)]
-    rr, a, b = values
+        rr, a, b = ((r0 + np.array([r.estimate, r.conf_low, r.conf_high])) / r0).tolist()
+    scale = (
+        "risk ratio among the untreated"
+        if r.estimand == "ATC"
+        else "risk ratio, control mean as baseline (approximation for the ATE)"
+    )
     return rr, min(a, b), max(a, b), scale
 
 

@@ -8,7 +8,6 @@ imported only here, through their adapters, and only when the spec needs them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -19,15 +18,11 @@ from causal.data.dataset import query_table
 from causal.designs.obs_frame import ObsFrame, build_frame
 from causal.designs.obs_types import EffectEstimate
 from causal.errors import DesignError
-from causal.inference import interval
 from causal.progress import progress
 from causal.results import Result
 from causal.spec import Spec
 
 PRIMARY_PREFERENCE = ("aipw", "dr_learner", "linear_dml", "regression", "ipw")
-# Estimators whose intervals are compared for agreement (the naive difference is a reference,
-# not a contender).
-ADJUSTED = ("regression", "ipw", "aipw", "linear_dml", "dr_learner", "causal_forest")
 
 
 def run_observational(spec: Spec, table: pd.DataFrame | None = None) -> dict:
@@ -239,23 +234,20 @@ ESTIMATORS: dict[str, Fit] = {
 
 def _to_result(est: EffectEstimate, name: str, outcome: str, adjustment, alpha: float) -> Result:
     """The spec's estimator ``name`` (the estimate's own label may be longer) as a Result."""
-    ci = interval(est.estimate, est.std_error, alpha=alpha, df=est.df)
     details = dict(est.details)
     if name != "naive_difference":
         details.setdefault("adjustment_set", list(adjustment))
-    return Result(
-        estimator=name,
-        estimand=est.estimand,
-        outcome=outcome,
-        estimate=float(est.estimate),
-        std_error=float(est.std_error),
-        conf_low=ci.conf_low,
-        conf_high=ci.conf_high,
-        p_value=ci.p_value,
+    return Result.from_estimate(
+        name,
+        est.estimand,
+        outcome,
+        est.estimate,
+        est.std_error,
         n_units=est.n_units,
         n_treated=est.n_treated,
+        alpha=alpha,
+        df=est.df,
         details=details,
-        conf_level=1 - alpha,
     )
 
 
@@ -318,7 +310,7 @@ def _robustness(spec, frame, X, names, adjustment, graph, results, primary):
 
     outcome = primary["outcome"]
     design = spec.design
-    checks = [agreement_check(results, outcome, alpha=spec.alpha)]
+    checks = [agreement_check(results, outcome)]
     if design.refuters:
         checks.append(
             guarded(
@@ -389,7 +381,3 @@ def _primary(spec: Spec, results: list[Result], outcome: str) -> dict[str, str]:
 def _population(frame: ObsFrame, estimand: str) -> int:
     n, treated = len(frame.table), frame.n_treated
     return {"ATE": n, "ATT": treated, "ATC": n - treated}[estimand]
-
-
-def finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)

@@ -27,7 +27,6 @@ import pandas as pd
 from causal.checks import CheckResult
 from causal.designs import synth_solvers as solvers
 from causal.errors import DataError, DesignError
-from causal.inference import interval
 from causal.results import Result
 
 KINDS = {
@@ -159,7 +158,6 @@ def fit_estimator(
     fit = solvers.fit(panel.Y, panel.n0, panel.t0, settings)
     estimate = float(fit.estimate[0])
     se = placebo_se(panel, fit, settings, replications=replications, seed=seed)
-    ci = interval(estimate, se, alpha=alpha)
     path = _paths(panel, fit.omega[0], fit.lam[0])
     details = {
         "unit_weights": _named(panel.donors, fit.omega[0]),
@@ -175,20 +173,16 @@ def fit_estimator(
     }
     if name == "synthetic_control":
         details["exact_simplex_estimate"] = exact_sc_estimate(panel)
-    return Result(
+    return Result.from_estimate(
         name,
         "ATT",
         outcome,
         estimate,
         se,
-        ci.conf_low,
-        ci.conf_high,
-        ci.p_value,
-        panel.Y.shape[0],
-        panel.Y.shape[0] - panel.n0,
-        (),
-        details,
-        1 - alpha,
+        n_units=panel.Y.shape[0],
+        n_treated=panel.Y.shape[0] - panel.n0,
+        alpha=alpha,
+        details=details,
     )
 
 

@@ -16,7 +16,6 @@ import pandas as pd
 from causal.designs import synth_adh
 from causal.designs.synth import Panel
 from causal.errors import DataError
-from causal.inference import interval
 from causal.results import Result
 from causal.spec import Spec
 
@@ -88,7 +87,6 @@ def fit_adh_estimator(
     space = synth_adh.placebo_in_space(Y, Xa, n0, t0, seed=seed)
     placebo_effects = space.gaps[:n0, t0:].mean(axis=1)
     se = float(np.std(placebo_effects, ddof=1)) if n0 > 2 else math.nan
-    ci = interval(estimate, se, alpha=alpha)
     units = (*panel.donors, "treated")
     details = {
         "unit_weights": {
@@ -116,18 +114,14 @@ def fit_adh_estimator(
         },
         "method": "Abadie, Diamond & Hainmueller (2010), nested predictor weights",
     }
-    return Result(
+    return Result.from_estimate(
         "synthetic_control",
         "ATT",
         outcome,
         estimate,
         se,
-        ci.conf_low,
-        ci.conf_high,
-        ci.p_value,
-        panel.Y.shape[0],
-        panel.Y.shape[0] - n0,
-        (),
-        details,
-        1 - alpha,
+        n_units=panel.Y.shape[0],
+        n_treated=panel.Y.shape[0] - n0,
+        alpha=alpha,
+        details=details,
     )
