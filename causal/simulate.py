@@ -46,11 +46,17 @@ class SimulatedPilot:
         True average treatment effect on each outcome column of :data:`ANALYSIS_QUERY`.
     description : str
         How the data were generated and what ``truth`` means.
+    unit_truth : pandas.DataFrame or None, default None
+        Per-unit true effects (one row per unit, e.g. each customer's true uplift), for tests
+        and reports that compare estimated with true heterogeneity. Never a data source: it
+        is not among ``tables``, so specs and the engine cannot read it. ``None`` when the
+        simulator does not provide it.
     """
 
     tables: Mapping[str, pd.DataFrame]
     truth: Mapping[str, float]
     description: str
+    unit_truth: pd.DataFrame | None = None
 
 
 # Category order is fixed: every per-category array below is indexed in this order.
@@ -369,6 +375,9 @@ SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "city_free_delivery": _LazySimulator("causal.simulate_city", "city_free_delivery"),
     "remote_support_rollout": _LazySimulator("causal.simulate_rollout", "remote_support_rollout"),
     "warranty_buyers": _LazySimulator("causal.simulate_obs", "warranty_buyers"),
+    "remote_support_targeting": _LazySimulator(
+        "causal.simulate_uplift", "remote_support_targeting"
+    ),
 }
 
 
