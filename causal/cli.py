@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="write a bundled simulator's data silos as files",
         description="Generate a simulated service pilot with known truth and write its tables "
-        "(CRM, ERP orders, finance margins) plus truth.json into DIR.",
+        "(CRM, ERP orders, finance margins) plus truth.json into DIR, and the per-unit true "
+        "effects as unit_truth.csv (or .parquet) when the simulator has them.",
     )
     simulate.add_argument("name", help="simulator name, e.g. extended_warranty_pilot")
     simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -193,6 +194,8 @@ def _validate(args: argparse.Namespace) -> int:
         return _validate_did(spec, args.spec)
     if spec.design.kind == "observational":
         return _validate_observational(spec, args.spec)
+    if spec.design.kind == "uplift":
+        return _validate_uplift(spec, args.spec)
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
@@ -234,6 +237,25 @@ def _validate_observational(spec, path: Path) -> int:
     print(f"adjustment set: {', '.join(adjustment) or '(none)'}")
     for check in checks:
         print(f"[{check.status}] {check.name}: {check.detail}")
+    return 0
+
+
+def _validate_uplift(spec, path: Path) -> int:
+    from causal.data.dataset import query_table
+    from causal.designs.uplift_run import prepare, split_customers
+
+    data = prepare(spec, query_table(spec))
+    splits = split_customers(data.d, spec)
+    evaluated = sum(len(test) for _, test in splits)
+    print(f"{path}: valid uplift spec {spec.name!r}")
+    print(
+        f"analysis table: {len(data.y)} customers, {int(data.d.sum())} treated, "
+        f"{len(data.names)} feature columns after encoding, fingerprint {data.fingerprint[:12]}"
+    )
+    print(
+        f"evaluation: {spec.design.evaluation}, {evaluated} customers scored out of sample; "
+        f"learners: {', '.join(spec.design.learners)}"
+    )
     return 0
 
 
@@ -320,6 +342,13 @@ def _simulate(args: argparse.Namespace) -> int:
     for table, path in paths.items():
         print(f"{table}: {path}")
     print(f"truth: {args.out / 'truth.json'}")
+    if pilot.unit_truth is not None:  # per-unit true effects: for evaluation, not a data source
+        unit_path = args.out / f"unit_truth.{args.format}"
+        if args.format == "csv":
+            pilot.unit_truth.to_csv(unit_path, index=False)
+        else:
+            pilot.unit_truth.to_parquet(unit_path, index=False)
+        print(f"unit truth: {unit_path}")
     return 0
 
 

@@ -62,6 +62,10 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         who = {"ATE": "units", "ATT": "treated units", "ATC": "untreated units"}
         label = f"Over the {{n}} {who[spec.design.estimand]} in the data"
         return _analyse_panel(spec, run_observational, label)
+    if spec.design.kind == "uplift":
+        from causal.designs.uplift_run import run_uplift
+
+        return _analyse_panel(spec, run_uplift, "Targeting {n} customers")
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
@@ -103,11 +107,11 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
 
 
 def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentResults:
-    """Panel designs (synthetic control, DiD): the design's runner does checks and estimators."""
+    """Designs whose runner does checks and estimators (panel, observational, uplift)."""
     timings: dict[str, float] = {}
     with _timed(timings, "estimators_and_inference"):
         run = run_design(spec)
-    value = None
+    value = run.get("value")
     if spec.value is not None:
         value = _value(
             spec,
@@ -116,13 +120,18 @@ def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentR
             population_default=run["population_default"],
             population_label=population_label,
         )
+    artifacts = run.get("artifacts", {})
+    experiment = _experiment_block(spec)
+    if artifacts:
+        experiment["artifacts"] = sorted(artifacts)
     return ExperimentResults(
-        experiment=_experiment_block(spec),
+        experiment=experiment,
         results=tuple(run["results"]),
         primary=run["primary"],
         checks=tuple(run["checks"]),
         value=value,
         provenance=_provenance(spec, run["fingerprint"], run["n_rows"], timings),
+        artifacts=artifacts,
     )
 
 

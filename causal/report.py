@@ -69,6 +69,7 @@ def write_report(
 
         archive_previous(out_dir, staging, current=results)
         (staging / "results.json").write_text(results.to_json(), encoding="utf-8")
+        _write_artifacts(results, staging, previous=out_dir)
         if render:
             _execute(notebook, staging)
             _to_html(staging / "report.ipynb", staging / "index.html")
@@ -77,6 +78,18 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / ("index.html" if render else "results.json")
+
+
+def _write_artifacts(results: ExperimentResults, staging: Path, *, previous: Path) -> None:
+    """Write the run's files beside results.json; on a re-render keep the previous ones."""
+    for name, frame in results.artifacts.items():
+        if name.endswith(".parquet"):
+            frame.to_parquet(staging / name, index=False)
+        else:
+            frame.to_csv(staging / name, index=False)
+    for name in results.experiment.get("artifacts", ()):
+        if name not in results.artifacts and (previous / name).is_file():
+            shutil.copy2(previous / name, staging / name)
 
 
 def render_existing(folder: str | Path) -> Path:

@@ -188,6 +188,9 @@ class ExperimentResults:
     power: tuple[Mapping[str, Any], ...] = ()
     value: Mapping[str, Any] | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # Files written beside results.json (e.g. the uplift design's scored customers), by file
+    # name; not part of results.json, whose experiment block lists their names.
+    artifacts: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def headline(self) -> Result:
         """The primary outcome's primary estimate."""

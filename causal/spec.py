@@ -30,6 +30,7 @@ from causal.designs.registry import (
 )
 from causal.errors import SpecError
 from causal.spec_observational import ObservationalDesign
+from causal.spec_uplift import UpliftDesign
 
 DESIGNS = AVAILABLE_DESIGNS
 
@@ -160,7 +161,7 @@ class DidDesign(_Model):
 
 
 Design = Annotated[
-    ABTestDesign | SyntheticControlDesign | DidDesign | ObservationalDesign,
+    ABTestDesign | SyntheticControlDesign | DidDesign | ObservationalDesign | UpliftDesign,
     Field(discriminator="kind"),
 ]
 
@@ -279,7 +280,7 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         kind = self.design.kind
-        if kind in ("ab_test", "observational") and self.treatment is None:
+        if kind in ("ab_test", "observational", "uplift") and self.treatment is None:
             raise ValueError("treatment: required field is missing (the 0/1 treatment column)")
         if kind == "did" and (self.treatment is None) == (self.design.first_treated is None):
             raise ValueError(
@@ -297,6 +298,8 @@ class Spec(_Model):
                 "covariates and segments are not used by the observational design; list "
                 "design.confounders (adjusted for) and design.effect_modifiers (CATE bins)"
             )
+        if kind == "uplift":
+            _check_uplift(self)
         known = ESTIMATORS[kind]
         for name in self.estimators or ():
             if name not in known:
@@ -343,6 +346,8 @@ class Spec(_Model):
     def estimator_names(self) -> tuple[str, ...]:
         if self.estimators:
             return tuple(self.estimators)
+        if self.design.kind == "uplift":
+            return tuple(self.design.learners)
         defaults = DEFAULT_ESTIMATORS[self.design.kind]
         if self.design.kind == "observational" and self.design.effect_modifiers:
             return (*defaults, "causal_forest")
@@ -355,6 +360,30 @@ class Spec(_Model):
         """SHA-256 of the validated spec's canonical JSON (independent of YAML layout)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_uplift(spec: Spec) -> None:
+    """Top-level fields the uplift design replaces by its own."""
+    if spec.covariates or spec.segments:
+        raise ValueError(
+            "covariates and segments are not used by the uplift design; list the columns the "
+            "uplift may depend on under design.features"
+        )
+    if spec.estimators is not None:
+        raise ValueError("estimators: the uplift design compares design.learners instead")
+    if spec.value is not None:
+        raise ValueError(
+            "value: the uplift design prices its policy with design.money "
+            "(value_per_unit, cost_per_contact, currency)"
+        )
+    if len(spec.outcomes) != 1:
+        raise ValueError(
+            "outcomes: the uplift design models one outcome (the one the policy should raise); "
+            f"got {len(spec.outcomes)}"
+        )
+    for column in (spec.unit, spec.treatment, spec.outcomes[0].column):
+        if column in spec.design.features:
+            raise ValueError(f"design.features: {column!r} is the unit, treatment or outcome")
 
 
 def json_schema() -> dict[str, Any]:

@@ -396,13 +396,13 @@ def test_dr_ate_equals_econml_ate_inference():
     from econml.dr import LinearDRLearner
 
     from causal.designs.learners import outcome_learner, propensity_learner
-    from causal.designs.obs_econml import _fixed_classifier, _fixed_regressor, fit_double_ml
+    from causal.designs.obs_econml import fit_double_ml, fixed_classifier, fixed_regressor
 
     y, d, x = _simulate(1_000, seed=1, heterogeneous=True)
     ours = fit_double_ml(y, d, x, method="dr_learner", estimand="ATE", seed=3, **LEARNERS)
     peer = LinearDRLearner(
-        model_propensity=_fixed_classifier(propensity_learner("logistic", seed=3)),
-        model_regression=_fixed_regressor(outcome_learner("linear", seed=3)),
+        model_propensity=fixed_classifier(propensity_learner("logistic", seed=3)),
+        model_regression=fixed_regressor(outcome_learner("linear", seed=3)),
         cv=5,
         random_state=3,
         min_propensity=0.01,

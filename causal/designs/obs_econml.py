@@ -156,9 +156,9 @@ def fit_double_ml_cate(
     from causal.designs.learners import outcome_learner as make_outcome
     from causal.designs.learners import propensity_learner as make_propensity
 
-    model_y = _fixed_regressor(make_outcome(outcome_learner, seed=seed))
-    model_t = _fixed_classifier(make_propensity(propensity_learner, seed=seed))
-    with _quiet(), _single_threaded():
+    model_y = fixed_regressor(make_outcome(outcome_learner, seed=seed))
+    model_t = fixed_classifier(make_propensity(propensity_learner, seed=seed))
+    with econml_quiet(), econml_threads():
         if method == "linear_dml":
             fit = _linear_dml(y, d, M, W, model_y, model_t, folds, seed, estimand)
         elif method == "dr_learner":
@@ -427,11 +427,11 @@ def _num(v: float) -> str:
 # --- learners ------------------------------------------------------------------------------------
 
 
-def _fixed_regressor(model: Any) -> Any:
+def fixed_regressor(model: Any) -> Any:
     return _wrappers()[0](model)
 
 
-def _fixed_classifier(model: Any) -> Any:
+def fixed_classifier(model: Any) -> Any:
     return _wrappers()[1](model)
 
 
@@ -473,7 +473,7 @@ def _wrappers() -> tuple[type, type]:
     return FixedRegressor, FixedClassifier
 
 
-def _single_threaded() -> AbstractContextManager:
+def econml_threads() -> AbstractContextManager:
     """One OpenMP/BLAS thread while econml cross-fits.
 
     The folds are fitted one after another on small samples, where threads buy little; and on a
@@ -487,7 +487,7 @@ def _single_threaded() -> AbstractContextManager:
     return threadpool_limits(limits=1)
 
 
-class _quiet(warnings.catch_warnings):
+class econml_quiet(warnings.catch_warnings):
     """Import econml cleanly and hide its and scikit-learn's advisory warnings while fitting."""
 
     def __enter__(self):

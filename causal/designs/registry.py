@@ -6,8 +6,14 @@ module registers its implementations under exactly these names (a test checks th
 
 from __future__ import annotations
 
-AVAILABLE_DESIGNS: tuple[str, ...] = ("ab_test", "synthetic_control", "did", "observational")
-PLANNED_DESIGNS: tuple[str, ...] = ("uplift",)
+AVAILABLE_DESIGNS: tuple[str, ...] = (
+    "ab_test",
+    "synthetic_control",
+    "did",
+    "observational",
+    "uplift",
+)
+PLANNED_DESIGNS: tuple[str, ...] = ("surrogate", "survival")
 
 ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
@@ -22,6 +28,9 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
         "dr_learner",
         "causal_forest",
     ),
+    # Uplift learners: one Result each (its held-out Qini coefficient); the spec lists them
+    # under design.learners, not estimators.
+    "uplift": ("s_learner", "t_learner", "x_learner", "dr_learner", "causal_forest"),
 }
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
@@ -29,6 +38,7 @@ DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "did": ("callaway_santanna", "event_study", "twfe", "did_2x2"),
     # causal_forest is added when the spec names effect modifiers (it estimates CATEs).
     "observational": ("naive_difference", "regression", "ipw", "aipw", "linear_dml", "dr_learner"),
+    "uplift": ("s_learner", "t_learner", "x_learner", "dr_learner", "causal_forest"),
 }
 NEEDS_COVARIATES: frozenset[str] = frozenset({"cuped", "lin"})
 RELATIVE_ESTIMATORS: frozenset[str] = frozenset({"relative_lift"})
@@ -37,3 +47,4 @@ RELATIVE_ESTIMATORS: frozenset[str] = frozenset({"relative_lift"})
 # check a name without importing scikit-learn).
 OUTCOME_LEARNERS: tuple[str, ...] = ("linear", "lasso", "gradient_boosting", "random_forest")
 PROPENSITY_LEARNERS: tuple[str, ...] = ("logistic", "logistic_cv", "lasso", "gradient_boosting")
+UPLIFT_LEARNERS: tuple[str, ...] = ESTIMATORS["uplift"]
