@@ -86,6 +86,58 @@ METHODS.update({
 })
 
 
+# The uplift design's learners. Keyed "uplift/<learner>": the observational design (in
+# report_html_obs) has its own dr_learner and causal_forest entries, and methods_html looks the
+# design-specific key up first, so neither report shows the other's description.
+METHODS.update(
+    {
+        "uplift/s_learner": (
+            "S-learner (econml SLearner)",
+            "One outcome model with the treatment as an extra "
+            "feature; the predicted uplift is its prediction treated minus untreated. Simple, but "
+            "a flexible model may all but ignore the treatment and shrink uplift towards zero.",
+            "Random assignment (or no unmeasured confounding given the features); customers do "
+            "not affect each other.",
+            "Künzel, Sekhon, Bickel & Yu (2019), PNAS 116(10); econml.",
+        ),
+        "uplift/t_learner": (
+            "T-learner (econml TLearner)",
+            "Separate outcome models for treated and untreated "
+            "customers; the predicted uplift is the difference of their predictions. Noise in "
+            "either model becomes noise in the uplift.",
+            "As the S-learner; enough customers in each arm to fit its model.",
+            "Künzel, Sekhon, Bickel & Yu (2019), PNAS 116(10); econml.",
+        ),
+        "uplift/x_learner": (
+            "X-learner (econml XLearner)",
+            "T-learner outcome models, then each arm's imputed "
+            "individual effects (observed outcome minus the other arm's prediction) are modelled "
+            "and blended by the propensity; suited to unequal arms.",
+            "As the S-learner; the propensity is the planned share in a randomised pilot.",
+            "Künzel, Sekhon, Bickel & Yu (2019), PNAS 116(10); econml.",
+        ),
+        "uplift/dr_learner": (
+            "DR-learner (econml DRLearner)",
+            "Cross-fitted outcome models per arm and the "
+            "propensity give each customer a doubly robust (AIPW) pseudo-outcome, and the spec's "
+            "base learner regresses it on the features: the predicted uplift.",
+            "Random assignment or no unmeasured confounding; propensities away from 0 and 1 "
+            "(clipped at 0.01 and 0.99).",
+            "Kennedy (2023), EJS 17(2); econml.",
+        ),
+        "uplift/causal_forest": (
+            "Causal forest (econml CausalForestDML)",
+            "Outcome and treatment residualised with "
+            "cross-fitted models, then a generalised random forest (100 trees, at least 20 "
+            "customers per leaf) splits where the effect differs; its leaf estimates are the "
+            "predicted uplift.",
+            "As the DR-learner; enough customers per leaf.",
+            "Athey, Tibshirani & Wager (2019), AoS 47(2); econml.",
+        ),
+    }
+)
+
+
 def weights_html(res: ExperimentResults, *, top: int = 12) -> str:
     """Donor weights of each estimator of the primary outcome, largest first."""
     outcome = res.primary["outcome"]
@@ -121,8 +173,17 @@ def placebo_html(res: ExperimentResults) -> str:
 
 
 def headline_html(res: ExperimentResults) -> str:
-    """Title, question, the headline number with its interval and plain sentences."""
+    """Title, question, the headline number with its interval and plain sentences.
+
+    An uplift report's headline Result is a Qini coefficient (how well the learner ranks), not
+    an effect, so its headline is the targeting policy's value instead (see
+    :func:`causal.report_html_uplift.headline_html`).
+    """
     exp = res.experiment
+    if exp.get("design") == "uplift":
+        from causal.report_html_uplift import headline_html as uplift_headline
+
+        return uplift_headline(res)
     head = res.headline()
     currency = res.value["currency"] if res.value else None
     parts = [
@@ -148,7 +209,7 @@ def headline_html(res: ExperimentResults) -> str:
             f"({head.conf_level:.0%} CI {head.conf_low:,.2f} to {head.conf_high:,.2f})</p>"
         )
     revenue_currency = (
-        currency if res.value and head.outcome == res.value["revenue_outcome"] else None
+        currency if res.value and head.outcome == res.value.get("revenue_outcome") else None
     )
     parts.append(
         f"<p>{escape(effect_sentence(head, currency=revenue_currency))} "
@@ -204,17 +265,26 @@ def value_html(res: ExperimentResults) -> str:
             else f"{fmt(item['conf_low'])} to {fmt(item['conf_high'])}"
         )
         rows.append([item["label"], fmt(item["estimate"]), ci])
-    rows.append(["Probability that ROI > 0", percent(value["probability_roi_positive"]), ""])
-    rows.append(
-        [
-            "Break-even gross profit per unit",
-            money(value["break_even_profit_per_unit"], cur, precise=True),
-            "",
-        ]
+    # Designs that price a policy rather than an effect (uplift) have no ROI, break-even or
+    # revenue outcome: those rows and words are left out.
+    if "probability_roi_positive" in value:
+        rows.append(["Probability that ROI > 0", percent(value["probability_roi_positive"]), ""])
+    if "break_even_profit_per_unit" in value:
+        rows.append(
+            [
+                "Break-even gross profit per unit",
+                money(value["break_even_profit_per_unit"], cur, precise=True),
+                "",
+            ]
+        )
+    source = (
+        f" on {escape(value['revenue_outcome'])}; gross profit from "
+        f"{escape(value['profit_source'])}"
+        if "revenue_outcome" in value
+        else ""
     )
     note = (
-        f'<p class="small">Estimator: {escape(value["estimator"])} on '
-        f"{escape(value['revenue_outcome'])}; gross profit from {escape(value['profit_source'])}; "
+        f'<p class="small">Estimator: {escape(value["estimator"])}{source}; '
         f"population {value['population']:,}. Intervals: {escape(value['method'])}.</p>"
     )
     return _table(["Quantity", "Estimate", f"{value['conf_level']:.0%} CI"], rows) + note
@@ -262,9 +332,12 @@ def power_html(res: ExperimentResults) -> str:
 
 def methods_html(res: ExperimentResults) -> str:
     used = dict.fromkeys(r.estimator for r in res.results)
+    design = res.experiment.get("design", "")
     items = []
     for name in used:
-        title, what, assumptions, ref = METHODS.get(name, (name, "", "", ""))
+        title, what, assumptions, ref = METHODS.get(
+            f"{design}/{name}", METHODS.get(name, (name, "", "", ""))
+        )
         items.append(
             f"<li><strong>{escape(title)}</strong> (<code>{escape(name)}</code>): "
             f"{escape(what)} <em>Assumes:</em> {escape(assumptions)} "

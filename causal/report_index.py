@@ -137,8 +137,13 @@ def _row(name: str, results_path: Path) -> IndexRow:
     res = load_results(results_path)
     head = res.headline()
     level = f"{head.conf_level:.0%}"
+    # An uplift run's headline is how well its policy learner ranks (a Qini coefficient), not an
+    # effect on the outcome: say so, or 0.09 would read as a 0.09 change in the outcome.
+    what = head.outcome
+    if res.experiment.get("design") == "uplift":
+        what = f"{head.estimand} for {head.outcome}"
     effect = (
-        f"{head.outcome}: {head.estimate:,.4g} ({level} CI {head.conf_low:,.4g} to "
+        f"{what}: {head.estimate:,.4g} ({level} CI {head.conf_low:,.4g} to "
         f"{head.conf_high:,.4g}) · {head.estimator}"
     )
     net_text, net_value = "", math.nan

@@ -1,6 +1,6 @@
 """The HTML reports as a reader sees them: opened in Debian's Chromium through Playwright.
 
-Four bundled experiments (A/B, synthetic control, DiD, observational) are rendered once into
+Five bundled experiments (A/B, synthetic control, DiD, observational, uplift) are rendered once into
 one folder; each report is opened from the folder's index and directly, and must load without
 errors or failed requests, show every plot, carry the headline number of results.json and fit a
 390 px phone screen. Screenshots land in each test's tmp folder (paths printed; run with ``-s``
@@ -47,11 +47,12 @@ REPORTS = {
     "prop99_smoking": "experiments/prop99_smoking.yaml",  # synthetic control
     "mpdta_minimum_wage": "experiments/mpdta_minimum_wage.yaml",  # staggered DiD
     "lalonde_nsw_cps": "experiments/lalonde_nsw_cps.yaml",  # observational
+    "remote_support_targeting": "experiments/remote_support_targeting.yaml",  # uplift
 }
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 A4 = {"width": 794, "height": 1123}  # an A4 page at 96 CSS px per inch
-HEADLINE = "#headline-effect, #headline-net-value"
+HEADLINE = "#headline-effect, #headline-net-value, #headline-policy-value"
 XSS_TITLE = "<script>alert(1)</script>"
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
@@ -212,7 +213,9 @@ def assert_no_sideways_scroll(page: Page, where: str) -> None:
 
 def expected_headline(results: dict[str, Any]) -> tuple[str, float]:
     """``(element id, value)`` the report's headline must show: the net value when the report
-    prices the effect (of the primary estimate), else the primary estimate itself."""
+    prices the effect (of the primary estimate), else the primary estimate itself. An uplift
+    report's primary estimate is a Qini coefficient: unpriced, it shows the targeting policy's
+    gain per customer instead."""
     primary = results["primary"]
     head = next(
         r
@@ -220,11 +223,14 @@ def expected_headline(results: dict[str, Any]) -> tuple[str, float]:
         if r["outcome"] == primary["outcome"] and r["estimator"] == primary["estimator"]
     )
     value = results.get("value")
+    if not value and results["experiment"]["design"] == "uplift":
+        gain = head["details"]["policy"]["per_customer"]["policy"]["estimate"]
+        return "headline-policy-value", float(gain)
     if not value:
         return "headline-effect", float(head["estimate"])
     lines = {line["name"]: line for line in value["lines"]}
     if (
-        value["revenue_outcome"] == primary["outcome"]
+        value.get("revenue_outcome") == primary["outcome"]
         and value["estimator"] == primary["estimator"]
     ):
         assert lines["incremental_revenue_per_unit"]["estimate"] == pytest.approx(head["estimate"])
@@ -339,6 +345,35 @@ def test_table_cells_keep_words_whole(rendered: Rendered, watched: Watched, name
             f"{name} at {viewport['width']} px splits {len(split)} word(s) in table cells across "
             f"lines, e.g. {sorted(set(split))[:8]}"
         )
+
+
+def test_uplift_report_has_its_sections(rendered: Rendered, watched: Watched) -> None:
+    """The targeting report: every section, five described plots, the scored file beside it."""
+    html, results = rendered.report("remote_support_targeting")
+    page = watched.page
+    page.goto(url(html))
+    check_report(watched, results, "remote_support_targeting")
+    headings = page.eval_on_selector_all("h2", "els => els.map(h => h.textContent.trim())")
+    for section in (
+        "Design checks",
+        "What changed since the last run",
+        "Learners compared on held-out customers",
+        "Uplift by decile for the policy learner",
+        "The policy in money",
+        "Who is targeted",
+        "The scored file",
+        "Methods and assumptions",
+        "Reproduce",
+    ):
+        assert any(h.startswith(section) for h in headings), f"no section {section!r}"
+    alts = page.eval_on_selector_all("img", "els => els.map(i => i.alt)")
+    assert len(alts) == 5, alts
+    assert any("Qini" in alt for alt in alts) and any("cut-off" in alt for alt in alts)
+    body = page.locator("body").inner_text()
+    assert "Contacting everyone" in body and "Targeting minus contacting everyone" in body
+    for learner in results["experiment"]["design_settings"]["learners"]:
+        assert page.locator(f"code:text-is('{learner}')").count() >= 1, learner
+    assert (html.parent / "uplift_scores.parquet").is_file()
 
 
 def test_ab_report_prints(rendered: Rendered, watched: Watched, tmp_path: Path) -> None:
