@@ -52,7 +52,7 @@ class ObsFrame:
         blocks, names = [], []
         for column in columns:
             values = self.table[column]
-            if _is_numeric(values):
+            if is_numeric(values):
                 blocks.append(values.to_numpy(dtype=float)[:, None])
                 names.append(column)
                 continue
@@ -80,7 +80,7 @@ def build_frame(
     0/1 or missing values in the adjustment columns (which would silently change who is
     compared), and :class:`DesignError` when everyone (or no one) was treated.
     """
-    numeric = tuple(c for c in columns if c in table and _is_numeric(table[c]))
+    numeric = tuple(c for c in columns if c in table and is_numeric(table[c]))
     other = tuple(c for c in columns if c not in numeric)
     dataset = validate_table(
         table,
@@ -119,5 +119,5 @@ def build_frame(
     )
 
 
-def _is_numeric(values: pd.Series) -> bool:
+def is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)

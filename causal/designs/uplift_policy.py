@@ -182,13 +182,15 @@ def segment_profile(
     >>> rows[0]["sentence"]
     'Targeted customers have higher tickets: 4.5 on average against 0.5 for the others.'
     """
+    from causal.designs.obs_frame import is_numeric
+
     chosen = np.asarray(treat, dtype=bool)
     if chosen.all() or not chosen.any():
         return []
     rows = []
     for column in features:
         values = table[column]
-        if column in categorical or not _numeric(values):
+        if column in categorical or not is_numeric(values):
             rows.append(_level_row(column, values.astype(str).to_numpy(), chosen))
         else:
             rows.append(_numeric_row(column, values.to_numpy(dtype=float), chosen))
@@ -237,12 +239,6 @@ def _level_row(column: str, text: np.ndarray, chosen: np.ndarray) -> dict[str, o
         "sentence": f"{p_in:.0%} of targeted customers have {column} = {level}, against "
         f"{p_out:.0%} of the others.",
     }
-
-
-def _numeric(values) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _num(x: float) -> str:

@@ -54,7 +54,7 @@ def run_uplift(spec: Spec, table: pd.DataFrame | None = None) -> dict:
     ]
     policy_name = _policy_learner(spec, results)
     policy = _policy(spec, data, scores[policy_name], gamma, evaluated, policy_name)
-    scored = _scored_file(spec, data, scores[policy_name], splits)
+    scored = _scored_file(spec, data, scores[policy_name], evaluated)
     policy |= {"n_customers": len(scored), "n_targeted_all": int(scored["treat"].sum())}
     results = [r.with_details(policy=policy) if r.estimator == policy_name else r for r in results]
     checks = _checks(spec, data, evaluated, results, policy_name, e)
@@ -75,7 +75,7 @@ def run_uplift(spec: Spec, table: pd.DataFrame | None = None) -> dict:
 
 def prepare(spec: Spec, table: pd.DataFrame) -> UpliftData:
     """Validate the analysis table and encode the features (also used by ``causal validate``)."""
-    from causal.designs.obs_frame import _is_numeric, build_frame
+    from causal.designs.obs_frame import build_frame, is_numeric
 
     design = spec.design
     missing = [c for c in design.features if c not in table.columns]
@@ -85,7 +85,7 @@ def prepare(spec: Spec, table: pd.DataFrame) -> UpliftData:
             f"are {', '.join(map(str, table.columns))} — fix the name or add it in data.query"
         )
     for column in design.features:
-        if column not in design.categorical and not _is_numeric(table[column]):
+        if column not in design.categorical and not is_numeric(table[column]):
             levels = ", ".join(repr(v) for v in table[column].dropna().astype(str).unique()[:4])
             raise DataError(
                 f"design.features: column {column!r} is not numeric (values such as {levels}) "
@@ -274,12 +274,9 @@ def _learner_result(spec, data, name, score, evaluated, weights, seconds) -> Res
 
 def _bootstrap_p(stat: dict) -> float:
     """Two-sided normal p-value of the bootstrap estimate against 0 (its SE is the bootstrap's)."""
-    from scipy.stats import norm
+    from causal.inference import interval
 
-    se = stat["std_error"]
-    if not se > 0:
-        return float("nan")
-    return float(2 * norm.sf(abs(stat["estimate"]) / se))
+    return interval(stat["estimate"], stat["std_error"]).p_value
 
 
 def _policy_learner(spec, results: list[Result]) -> str:
@@ -462,7 +459,7 @@ def _checks(spec, data, evaluated, results, policy_name, e) -> list[CheckResult]
     return checks
 
 
-def _scored_file(spec, data, score, splits) -> pd.DataFrame:
+def _scored_file(spec, data, score, evaluated: np.ndarray) -> pd.DataFrame:
     """One row per customer: predicted uplift, rank and the policy's decision, for a CRM."""
     from causal.designs.uplift_policy import decide
 
@@ -470,8 +467,7 @@ def _scored_file(spec, data, score, splits) -> pd.DataFrame:
     n = len(score)
     treat = decide(score, pricing=pricing, max_treated=_budget(spec, n, n))
     held_out = np.zeros(n, dtype=bool)
-    for _, test in splits:
-        held_out[test] = True
+    held_out[evaluated] = True
     out = pd.DataFrame(
         {
             spec.unit: data.table[spec.unit].to_numpy(),
