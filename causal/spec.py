@@ -29,6 +29,7 @@ from causal.designs.registry import (
     RELATIVE_ESTIMATORS,
 )
 from causal.errors import SpecError
+from causal.spec_long_term import ClvDesign, LongTerm
 from causal.spec_observational import ObservationalDesign
 from causal.spec_uplift import UpliftDesign
 
@@ -161,7 +162,12 @@ class DidDesign(_Model):
 
 
 Design = Annotated[
-    ABTestDesign | SyntheticControlDesign | DidDesign | ObservationalDesign | UpliftDesign,
+    ABTestDesign
+    | SyntheticControlDesign
+    | DidDesign
+    | ObservationalDesign
+    | UpliftDesign
+    | ClvDesign,
     Field(discriminator="kind"),
 ]
 
@@ -272,6 +278,9 @@ class Spec(_Model):
         None, description="Headline outcome and estimator (default: value outcome, best estimator)."
     )
     alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - confidence level of intervals.")
+    long_term: LongTerm | None = Field(
+        None, description="Horizons, surrogate index and NPS: value beyond the pilot's window."
+    )
     report: ReportSpec = Field(default_factory=ReportSpec)
     seed: int = Field(0, ge=0)
 
@@ -300,6 +309,13 @@ class Spec(_Model):
             )
         if kind == "uplift":
             _check_uplift(self)
+        if kind == "clv":
+            _check_clv(self)
+        if self.long_term is not None and kind != "ab_test":
+            raise ValueError(
+                f"long_term: horizons, surrogate index and NPS work with the ab_test design, "
+                f"not {kind}"
+            )
         known = ESTIMATORS[kind]
         for name in self.estimators or ():
             if name not in known:
@@ -384,6 +400,17 @@ def _check_uplift(spec: Spec) -> None:
     for column in (spec.unit, spec.treatment, spec.outcomes[0].column):
         if column in spec.design.features:
             raise ValueError(f"design.features: {column!r} is the unit, treatment or outcome")
+
+
+def _check_clv(spec: Spec) -> None:
+    """The clv design reads a transaction log: unit = customer, first outcome = spend."""
+    if spec.covariates or spec.segments or spec.estimators is not None or spec.value is not None:
+        raise ValueError(
+            "covariates, segments, estimators and value are not used by the clv design; "
+            "its settings (margin, horizon, discount rate) are under design"
+        )
+    if len(spec.outcomes) != 1:
+        raise ValueError("outcomes: the clv design takes one outcome, the spend per transaction")
 
 
 def json_schema() -> dict[str, Any]:

@@ -84,9 +84,9 @@ def test_missing_file():
 
 def test_planned_design_is_not_available_yet(tmp_path):
     with pytest.raises(
-        SpecError, match=r"design\.kind 'surrogate' is planned but not available yet"
+        SpecError, match=r"design\.kind 'survival' is planned but not available yet"
     ):
-        load_spec(write(tmp_path, spec_text(**{"kind: ab_test": "kind: surrogate"})))
+        load_spec(write(tmp_path, spec_text(**{"kind: ab_test": "kind: survival"})))
 
 
 def test_unknown_estimator_suggestion(tmp_path):

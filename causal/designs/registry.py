@@ -12,8 +12,9 @@ AVAILABLE_DESIGNS: tuple[str, ...] = (
     "did",
     "observational",
     "uplift",
+    "clv",
 )
-PLANNED_DESIGNS: tuple[str, ...] = ("surrogate", "survival")
+PLANNED_DESIGNS: tuple[str, ...] = ("survival",)
 
 ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
@@ -31,6 +32,8 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
     # Uplift learners: one Result each (its held-out Qini coefficient); the spec lists them
     # under design.learners, not estimators.
     "uplift": ("s_learner", "t_learner", "x_learner", "dr_learner", "causal_forest"),
+    # Customer lifetime value: one Result, the mean CLV per customer (by group when given).
+    "clv": ("bg_nbd_gamma_gamma",),
 }
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "ab_test": ("difference_in_means", "cuped", "lin", "relative_lift"),
@@ -39,6 +42,7 @@ DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     # causal_forest is added when the spec names effect modifiers (it estimates CATEs).
     "observational": ("naive_difference", "regression", "ipw", "aipw", "linear_dml", "dr_learner"),
     "uplift": ("s_learner", "t_learner", "x_learner", "dr_learner", "causal_forest"),
+    "clv": ("bg_nbd_gamma_gamma",),
 }
 NEEDS_COVARIATES: frozenset[str] = frozenset({"cuped", "lin"})
 RELATIVE_ESTIMATORS: frozenset[str] = frozenset({"relative_lift"})
