@@ -57,6 +57,44 @@ def test_rollout_event_path_covers_the_true_ramp(rollout):
     assert max(ramp[0], ramp[1], ramp[2]) < ramp[9] / 2  # small for three months, then growing
 
 
+def test_rollout_cumulative_effect_band_covers_the_true_running_total(rollout):
+    truth = simulate("remote_support_rollout", seed=2025).truth
+    cs = rollout.find(outcome="revenue", estimator="callaway_santanna")
+    dynamic = {r["level"]: r for r in cs.details["dynamic"]["table"]}
+    cumulative = cs.details["cumulative"]
+    assert [r["event_time"] for r in cumulative] == sorted(e for e in dynamic if e >= 0)
+    first = cumulative[0]  # one term: the event-time effect itself, same SE
+    assert first["estimate"] == pytest.approx(dynamic[0]["estimate"], rel=1e-12)
+    assert first["std_error"] == pytest.approx(dynamic[0]["std_error"], rel=1e-10)
+    running = 0.0
+    for row in cumulative:
+        running += truth[f"revenue_e{row['event_time']}"]
+        assert row["band_low"] <= running <= row["band_high"], row
+        assert row["conf_low"] >= row["band_low"]
+    # the running total's SE grows: later sums add more (positively correlated) terms
+    assert cumulative[-1]["std_error"] > 3 * cumulative[0]["std_error"]
+
+
+def test_cumulative_standard_errors_equal_a_direct_influence_function_sum():
+    from causal.designs.did_cs import group_time_effects
+    from causal.designs.did_cs_aggregate import aggregate
+    from causal.designs.did_cs_run import cumulative_effects
+
+    data = pd.read_csv(ROOT / "causal" / "data" / "datasets" / "mpdta.csv")
+    fx = group_time_effects(
+        data, unit="countyreal", time="year", cohort="first.treat", outcome="lemp"
+    )
+    dyn = aggregate(fx, "dynamic")
+    rows = cumulative_effects(dyn)
+    post = dyn.table["level"].to_numpy() >= 0
+    inf = dyn.level_influence[:, post]
+    for k, row in enumerate(rows):  # sum of the first k+1 post-period influence columns
+        direct = np.sqrt(np.sum(inf[:, : k + 1].sum(axis=1) ** 2)) / fx.n_units
+        assert row["std_error"] == pytest.approx(direct, rel=1e-12)
+        total = dyn.table["estimate"].to_numpy()[post][: k + 1].sum()
+        assert row["estimate"] == pytest.approx(total, rel=1e-12)
+
+
 def test_rollout_report_shows_twfe_bias(rollout):
     truth = simulate("remote_support_rollout", seed=2025).truth["revenue"]
     twfe = rollout.find(outcome="revenue", estimator="twfe")

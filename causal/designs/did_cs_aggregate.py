@@ -43,7 +43,9 @@ class Aggregation:
 
     ``table`` columns: level (cohort, event time or calendar period), estimate, std_error,
     conf_low and conf_high (pointwise), band_low and band_high (uniform band from the
-    multiplier bootstrap; NaN without it). ``influence`` is the overall influence function.
+    multiplier bootstrap; NaN without it). ``influence`` is the overall influence function;
+    ``level_influence`` the per-level ones (rows are units, or cluster sums when clustered),
+    from which any linear combination of the levels gets its standard error.
     """
 
     kind: str
@@ -57,6 +59,18 @@ class Aggregation:
     conf_level: float = 0.95
     n_boot: int = 0
     influence: np.ndarray | None = None
+    level_influence: np.ndarray | None = None
+    n_units: int = 0
+
+    def combination(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Estimates, SEs and covariance of ``weights @ levels`` (one row per combination),
+        from the level influence functions, as R ``did`` computes every SE."""
+        if self.table is None or self.level_influence is None:
+            raise ValueError(f"the {self.kind} aggregation has no levels to combine")
+        w = np.atleast_2d(np.asarray(weights, dtype=float))
+        inf = self.level_influence @ w.T
+        cov = inf.T @ inf / self.n_units**2
+        return w @ self.table["estimate"].to_numpy(), np.sqrt(np.diag(cov)), cov
 
 
 def _draws(
@@ -402,6 +416,8 @@ def _finish(
         conf_level=conf,
         n_boot=int(n_boot),
         influence=overall_inf,
+        level_influence=lvl_rows if labels is not None else None,
+        n_units=n,
     )
 
 

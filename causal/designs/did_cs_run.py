@@ -75,9 +75,10 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
     details["pretest"] = pretest(effects, cluster=cluster)
     kinds = progress(BOOTSTRAPPED, desc="CS aggregations", total=len(BOOTSTRAPPED))
     for kind in kinds:
-        details[kind] = _aggregation_record(
-            _with_band(effects, kind, design.bootstrap_replications, spec.seed, cluster), panel
-        )
+        agg = _with_band(effects, kind, design.bootstrap_replications, spec.seed, cluster)
+        details[kind] = _aggregation_record(agg, panel)
+        if kind == "dynamic":
+            details["cumulative"] = cumulative_effects(agg, seed=spec.seed)
     return Result(
         estimator="callaway_santanna",
         estimand="ATT (mean over treated unit-periods)",
@@ -92,6 +93,58 @@ def fit_callaway_santanna(panel: DidPanel, spec: Spec) -> Result:
         details=details,
         conf_level=1 - spec.alpha,
     )
+
+
+def cumulative_effects(dynamic: Aggregation, *, seed: int = 0) -> list[dict]:
+    """Running totals of the event-time effects ATT(0) + … + ATT(e), with standard errors
+    from the joint influence functions and a sup-t simultaneous band over event times.
+
+    This is what a per-period outcome (monthly revenue) adds up to by ``e`` periods after
+    treatment. Each ATT(e) averages the cohorts observed ``e`` periods after their start, so
+    with unbalanced event times the later terms rest on fewer cohorts (the report says so).
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> from causal.data.dataset import query_table
+    >>> from causal.designs.did_run import build_panels
+    >>> spec = load_spec("experiments/mpdta_minimum_wage.yaml")
+    >>> panels, _ = build_panels(spec, query_table(spec))
+    >>> res = fit_callaway_santanna(panels["lemp"], spec)
+    >>> [round(r["estimate"], 4) for r in res.details["cumulative"]][:2]
+    [-0.0199, -0.0709]
+    """
+    from causal.designs.horizons import sup_t_critical_value
+
+    if dynamic.table is None:
+        return []
+    levels = dynamic.table["level"].to_numpy()
+    post = np.flatnonzero(levels >= 0)
+    if post.size == 0:
+        return []
+    weights = np.zeros((post.size, len(levels)))
+    for row in range(post.size):
+        weights[row, post[: row + 1]] = 1.0
+    est, se, cov = dynamic.combination(weights)
+    z = float(stats.norm.ppf(0.5 + dynamic.conf_level / 2))
+    ok = np.isfinite(se) & (se > 0)
+    crit = (
+        sup_t_critical_value(cov[np.ix_(ok, ok)], conf_level=dynamic.conf_level, seed=seed)
+        if ok.any()
+        else math.nan
+    )
+    return [
+        {
+            "event_time": json_plain(levels[j]),
+            "estimate": float(est[row]),
+            "std_error": float(se[row]),
+            "conf_low": float(est[row] - z * se[row]),
+            "conf_high": float(est[row] + z * se[row]),
+            "band_low": float(est[row] - crit * se[row]),
+            "band_high": float(est[row] + crit * se[row]),
+        }
+        for row, j in enumerate(post)
+    ]
 
 
 def pretest(effects: GroupTimeEffects, *, cluster: np.ndarray | None = None) -> dict:
