@@ -196,6 +196,8 @@ def _validate(args: argparse.Namespace) -> int:
         return _validate_observational(spec, args.spec)
     if spec.design.kind == "uplift":
         return _validate_uplift(spec, args.spec)
+    if spec.design.kind == "clv":
+        return _validate_clv(spec, args.spec)
     data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
@@ -204,6 +206,31 @@ def _validate(args: argparse.Namespace) -> int:
         f"fingerprint {data.fingerprint[:12]}"
     )
     print("missing values: " + (", ".join(f"{c} {n}" for c, n in missing.items()) or "none"))
+    return 0
+
+
+def _validate_clv(spec, path: Path) -> int:
+    from causal.data.dataset import query_table
+    from causal.designs.clv import summarise_transactions
+    from causal.designs.clv_run import PERIOD_CODE
+
+    design = spec.design
+    log = query_table(spec)
+    summary = summarise_transactions(
+        log,
+        customer=spec.unit,
+        date=design.date_column,
+        amount=spec.outcomes[0].column,
+        calibration_end=design.calibration_end,
+        observation_end=design.observation_end,
+        period=PERIOD_CODE[design.period],
+    )
+    repeat = int((summary.frequency > 0).sum())
+    print(f"{path}: valid clv spec {spec.name!r}")
+    print(
+        f"transaction log: {len(log):,} transactions, {len(summary):,} customers "
+        f"({repeat:,} with repeat purchases before {design.calibration_end})"
+    )
     return 0
 
 

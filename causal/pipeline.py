@@ -66,6 +66,10 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         from causal.designs.uplift_run import run_uplift
 
         return _analyse_panel(spec, run_uplift, "Targeting {n} customers")
+    if spec.design.kind == "clv":
+        from causal.designs.clv_run import run_clv
+
+        return _analyse_panel(spec, run_clv, "Over {n} customers")
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
@@ -94,6 +98,13 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         if r.estimator in {"difference_in_means", primary["estimator"]}
     )
     value = _value(spec, results, primary) if spec.value is not None else None
+    long_term = None
+    if spec.long_term is not None:
+        from causal.designs.long_term_run import run_long_term
+
+        with _timed(timings, "long_term"):
+            long_term, extra_checks = run_long_term(spec, data, value)
+        checks.extend(extra_checks)
     return ExperimentResults(
         experiment=_experiment_block(spec),
         results=tuple(results),
@@ -103,11 +114,12 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         power=power,
         value=value,
         provenance=_provenance(spec, data.fingerprint, data.n_units, timings),
+        long_term=long_term,
     )
 
 
 def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentResults:
-    """Designs whose runner does checks and estimators (panel, observational, uplift)."""
+    """Designs whose runner does checks and estimators (panel, observational, uplift, clv)."""
     timings: dict[str, float] = {}
     with _timed(timings, "estimators_and_inference"):
         run = run_design(spec)

@@ -63,27 +63,36 @@ METHODS = {
 }
 
 
-METHODS.update({
-    "synthetic_did": (
-        "Synthetic difference-in-differences", "Unit weights make the donors' pre-period path "
-        "parallel to the treated one, time weights pick the pre-periods that resemble the "
-        "post-period, and a weighted DiD compares them; ridge-regularised weights as in R "
-        "synthdid. Standard error from placebo refits (donors play the treated unit).",
-        "No unmeasured shock specific to the treated unit at the start; the weighted donors' "
-        "trend stands in for the treated unit's.",
-        "Arkhangelsky, Athey, Hirshberg, Imbens & Wager (2021), AER 111(12)."),
-    "synthetic_control": (
-        "Synthetic control", "A convex combination of donors that reproduces the treated unit "
-        "before the start; the post-period gap is the effect. Outcome-only fit as in the "
-        "paper's Table 1, or Abadie–Diamond–Hainmueller predictor weights.",
-        "The treated unit lies in the donors' convex hull; no donor is affected by the "
-        "treatment.", "Abadie, Diamond & Hainmueller (2010), JASA 105(490)."),
-    "did_sc_baseline": (
-        "Difference-in-differences", "Treated minus donor average, after minus before, with "
-        "equal weights: the baseline that synthetic methods improve on.",
-        "Parallel trends between the treated unit and the donors' average.",
-        "e.g. Angrist & Pischke (2009), ch. 5."),
-})
+METHODS.update(
+    {
+        "synthetic_did": (
+            "Synthetic difference-in-differences",
+            "Unit weights make the donors' pre-period path "
+            "parallel to the treated one, time weights pick the pre-periods that resemble the "
+            "post-period, and a weighted DiD compares them; ridge-regularised weights as in R "
+            "synthdid. Standard error from placebo refits (donors play the treated unit).",
+            "No unmeasured shock specific to the treated unit at the start; the weighted donors' "
+            "trend stands in for the treated unit's.",
+            "Arkhangelsky, Athey, Hirshberg, Imbens & Wager (2021), AER 111(12).",
+        ),
+        "synthetic_control": (
+            "Synthetic control",
+            "A convex combination of donors that reproduces the treated unit "
+            "before the start; the post-period gap is the effect. Outcome-only fit as in the "
+            "paper's Table 1, or Abadie–Diamond–Hainmueller predictor weights.",
+            "The treated unit lies in the donors' convex hull; no donor is affected by the "
+            "treatment.",
+            "Abadie, Diamond & Hainmueller (2010), JASA 105(490).",
+        ),
+        "did_sc_baseline": (
+            "Difference-in-differences",
+            "Treated minus donor average, after minus before, with "
+            "equal weights: the baseline that synthetic methods improve on.",
+            "Parallel trends between the treated unit and the donors' average.",
+            "e.g. Angrist & Pischke (2009), ch. 5.",
+        ),
+    }
+)
 
 
 # The uplift design's learners. Keyed "uplift/<learner>": the observational design (in
@@ -151,8 +160,10 @@ def weights_html(res: ExperimentResults, *, top: int = 12) -> str:
         if len(ordered) > top:
             rest = sum(w for _, w in ordered[top:])
             rows.append([f"{len(ordered) - top} more donors", f"{rest:.3f}"])
-        blocks.append(f"<h4>{escape(METHODS.get(r.estimator, (r.estimator,))[0])}: "
-                      f"{len(ordered)} donors with weight</h4>" + _table(["Donor", "Weight"], rows))
+        blocks.append(
+            f"<h4>{escape(METHODS.get(r.estimator, (r.estimator,))[0])}: "
+            f"{len(ordered)} donors with weight</h4>" + _table(["Donor", "Weight"], rows)
+        )
     return "".join(blocks) or "<p>No donor weights.</p>"
 
 
@@ -164,12 +175,29 @@ def placebo_html(res: ExperimentResults) -> str:
         space = r.details.get("placebo_space") if r.outcome == outcome else None
         if space is None:
             continue
-        in_time = ", ".join(f"{row['fake_start']}: {row['estimate']:,.3g}"
-                            for row in r.details.get("placebo_in_time", []))
-        rows.append([r.estimator, f"{space['rank']} of {space['n']}", f"{space['p_value']:.3f}",
-                     f"{r.details.get('pre_rmspe', math.nan):,.4g}", in_time or "–"])
-    return _table(["Estimator", "Rank of post/pre RMSPE ratio", "Permutation p",
-                   "Pre-period RMSPE", "Placebo-in-time estimates"], rows)
+        in_time = ", ".join(
+            f"{row['fake_start']}: {row['estimate']:,.3g}"
+            for row in r.details.get("placebo_in_time", [])
+        )
+        rows.append(
+            [
+                r.estimator,
+                f"{space['rank']} of {space['n']}",
+                f"{space['p_value']:.3f}",
+                f"{r.details.get('pre_rmspe', math.nan):,.4g}",
+                in_time or "–",
+            ]
+        )
+    return _table(
+        [
+            "Estimator",
+            "Rank of post/pre RMSPE ratio",
+            "Permutation p",
+            "Pre-period RMSPE",
+            "Placebo-in-time estimates",
+        ],
+        rows,
+    )
 
 
 def headline_html(res: ExperimentResults) -> str:
@@ -185,6 +213,8 @@ def headline_html(res: ExperimentResults) -> str:
 
         return uplift_headline(res)
     head = res.headline()
+    if exp.get("design") == "clv":
+        return _clv_headline(res, head)
     currency = res.value["currency"] if res.value else None
     parts = [
         STYLE,
@@ -217,6 +247,24 @@ def headline_html(res: ExperimentResults) -> str:
     )
     parts.append(f"<p>Design checks: {badge(res.worst_status)}</p></div>")
     return "\n".join(parts)
+
+
+def _clv_headline(res: ExperimentResults, head: Result) -> str:
+    """A lifetime-value run's headline is money per customer, not an effect on an outcome."""
+    exp = res.experiment
+    return "\n".join(
+        [
+            STYLE,
+            '<div class="causal">',
+            f"<h1>{escape(exp['title'])}</h1>",
+            f'<p class="question">{escape(exp["question"])}</p>',
+            f'<p class="big">{escape(head.estimand[0].upper() + head.estimand[1:])}: <strong>'
+            f'<span id="headline-effect" data-value="{head.estimate!r}">{head.estimate:,.2f}'
+            f"</span></strong> ({head.conf_level:.0%} CI {head.conf_low:,.2f} to "
+            f"{head.conf_high:,.2f}), over {head.n_units:,} customers</p>",
+            f"<p>Model checks: {badge(res.worst_status)}</p></div>",
+        ]
+    )
 
 
 def badge(status: str) -> str:

@@ -142,6 +142,8 @@ def _row(name: str, results_path: Path) -> IndexRow:
     what = head.outcome
     if res.experiment.get("design") == "uplift":
         what = f"{head.estimand} for {head.outcome}"
+    if res.experiment.get("design") == "clv":
+        what = head.estimand
     effect = (
         f"{what}: {head.estimate:,.4g} ({level} CI {head.conf_low:,.4g} to "
         f"{head.conf_high:,.4g}) · {head.estimator}"

@@ -188,6 +188,9 @@ class ExperimentResults:
     power: tuple[Mapping[str, Any], ...] = ()
     value: Mapping[str, Any] | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # Horizons, surrogate index, NPS and the value of the service over time (A/B designs with
+    # a long_term block); None otherwise.
+    long_term: Mapping[str, Any] | None = None
     # Files written beside results.json (e.g. the uplift design's scored customers), by file
     # name; not part of results.json, whose experiment block lists their names.
     artifacts: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -230,6 +233,7 @@ class ExperimentResults:
             "segments": [r.to_dict() for r in self.segments],
             "power": [dict(p) for p in self.power],
             "value": None if self.value is None else dict(self.value),
+            "long_term": None if self.long_term is None else dict(self.long_term),
             "checks": [c.to_dict() for c in self.checks],
             "provenance": dict(self.provenance),
         }
@@ -248,6 +252,7 @@ class ExperimentResults:
             power=tuple(data.get("power", ())),
             value=data.get("value"),
             provenance=data.get("provenance", {}),
+            long_term=data.get("long_term"),
         )
 
 

@@ -102,6 +102,36 @@ def query_table(spec: Spec, *, engine: Engine | None = None) -> pd.DataFrame:
     return table
 
 
+def run_query(spec: Spec, sql: str, *, what: str, engine: Engine | None = None) -> pd.DataFrame:
+    """Run another query over the spec's sources (e.g. the historical sample of a surrogate
+    index), in a fresh engine unless one is given.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` (the spec field of the query) when the result is empty.
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> spec = load_spec("experiments/lalonde_nsw_experiment.yaml")
+    >>> len(run_query(spec, "SELECT * FROM nsw WHERE treat = 1", what="test"))
+    185
+    """
+    own_engine = engine is None
+    engine = engine or DuckDBEngine()
+    try:
+        for name, source in spec.data.sources.items():
+            engine.register(name, source, base_dir=spec.base_dir, seed=spec.seed)
+        table = engine.query(sql)
+    finally:
+        if own_engine:
+            engine.close()
+    if len(table) == 0:
+        raise DataError(f"{what}: the query returned no rows; check its table and filters")
+    return table
+
+
 def validate_table(
     table: pd.DataFrame,
     *,
