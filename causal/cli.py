@@ -179,6 +179,10 @@ def _run(args: argparse.Namespace) -> int:
         from causal.narrative import value_sentence
 
         print(value_sentence(results))
+    if results.long_term and results.long_term.get("service_value"):
+        from causal.narrative_long_term import long_term_sentence
+
+        print(long_term_sentence(results.long_term["service_value"]))
     print(f"report: {path}")
     return 0
 

@@ -28,6 +28,16 @@ METHODS.update(
 )
 
 
+def long_term_headline_html(res: ExperimentResults) -> str:
+    """The long-horizon money and the payback in one sentence, under the pilot's headline."""
+    from causal.narrative_long_term import long_term_sentence
+
+    block = (res.long_term or {}).get("service_value")
+    if not block:
+        return ""
+    return f'<div class="causal"><p class="big">{escape(long_term_sentence(block))}</p></div>'
+
+
 def service_value_html(res: ExperimentResults) -> str:
     """Short-term, predicted long-term and lifetime money side by side, with assumptions."""
     money_block = (res.long_term or {}).get("service_value")
@@ -150,14 +160,19 @@ def surrogate_html(res: ExperimentResults) -> str:
     if contributions:
         crow = [
             [
-                c["surrogate"],
-                f"{c['estimate']:,.2f}",
-                f"{c['conf_low']:,.2f} to {c['conf_high']:,.2f}",
+                c["term"],
+                _num(c.get("short_term_effect"), ",.3f"),
+                _num(c.get("coefficient"), ",.2f"),
+                f"{_num(c['contribution'], ',.2f')} (SE {_num(c['contribution_se'], ',.2f')})",
             ]
             for c in contributions
         ]
-        html += "<p>How much of the predicted effect comes through each signal:</p>"
-        html += _table(["Signal", "Contribution", "95% CI"], crow)
+        html += (
+            "<p>How much of the predicted effect comes through each signal: the short-term "
+            "effect times the index's coefficient (predictive, not causal; a covariate row "
+            "collects chance imbalance between the arms).</p>"
+        )
+        html += _table(["Signal", "Short-term effect", "Coefficient", "Contribution"], crow)
     return html + validation_html(res)
 
 
@@ -185,7 +200,7 @@ def validation_html(res: ExperimentResults) -> str:
         )
     check = res.check("surrogacy_validation")
     if check is not None:
-        html += f"<p>{badge(check.status)} {escape(check.detail)}</p>"
+        html += f'<div class="causal"><p>{badge(check.status)} {escape(check.detail)}</p></div>'
     return html
 
 
@@ -275,3 +290,7 @@ def clv_summary_html(res: ExperimentResults) -> str:
     )
     note = f'<p class="small">Interval: {escape(clv["method"])}.</p>'
     return _table(["Quantity", "Estimate", "95% CI"], cur_rows) + note
+
+
+def _num(x: float | None, spec: str) -> str:
+    return "" if x is None else format(x, spec)

@@ -378,6 +378,9 @@ SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "remote_support_targeting": _LazySimulator(
         "causal.simulate_uplift", "remote_support_targeting"
     ),
+    "extended_warranty_long_term": _LazySimulator(
+        "causal.simulate_long_term", "extended_warranty_long_term"
+    ),
 }
 
 

@@ -1,0 +1,276 @@
+"""The ``long_term`` block of an A/B spec: horizons, surrogate index, NPS, and the value of the
+service over time (short-term money, predicted long-term money, payback).
+
+Called by the pipeline after the A/B estimators; returns a JSON-safe block for results.json and
+the checks it adds (the surrogacy validation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causal.checks import CheckResult
+from causal.data.dataset import Dataset
+from causal.errors import DataError
+from causal.spec import Spec
+from causal.spec_long_term import Horizons, LongTerm, SurrogateIndex
+
+ASSUMPTIONS = {
+    "short_term": "Randomised pilot: the difference between the arms over the months observed "
+    "is caused by the service; nothing after that is counted.",
+    "surrogate": "Surrogacy: the service changes {horizon:g}-month revenue only through the "
+    "short-term signals ({signals}), as it did for historical customers; this cannot be "
+    "proven, only checked on past experiments.",
+}
+
+
+def run_long_term(
+    spec: Spec, data: Dataset, value: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], list[CheckResult]]:
+    """Estimate everything the spec's ``long_term`` block asks for.
+
+    Returns
+    -------
+    (block, checks)
+        ``block`` has ``horizons``, ``surrogate``, ``nps`` and ``service_value`` (each only
+        when asked for); ``checks`` the surrogacy validation.
+    """
+    settings: LongTerm = spec.long_term
+    table = data.table
+    treated = table[data.treatment].to_numpy()
+    block: dict[str, Any] = {"annual_discount_rate": settings.annual_discount_rate}
+    checks: list[CheckResult] = []
+    fx = surrogate = None
+    if settings.horizons is not None:
+        fx = _horizons(settings.horizons, table, treated, spec)
+        block["horizons"] = fx.to_dict() | {"label": settings.horizons.label}
+    if settings.surrogate is not None:
+        surrogate = _surrogate(settings.surrogate, spec, table, data.treatment)
+        block["surrogate"] = surrogate.to_dict() | {
+            "horizon": settings.surrogate.horizon,
+            "label": settings.surrogate.label,
+        }
+        checks.extend(surrogate.long_term.diagnostics)
+    if settings.nps:
+        block["nps"] = [_nps(item.column, table, treated, spec, surrogate) for item in settings.nps]
+    money = _service_value(spec, settings, table, treated, value, fx, surrogate)
+    if money is not None:
+        block["service_value"] = money
+    return block, checks
+
+
+def _horizons(settings: Horizons, table: pd.DataFrame, treated: np.ndarray, spec: Spec):
+    from causal.designs.horizons import horizon_effects
+
+    columns = list(settings.columns.values())
+    _require(table, [*columns, *([settings.followup] if settings.followup else [])], "horizons")
+    values = np.column_stack([_numeric(table, c, "long_term.horizons") for c in columns])
+    followup = None
+    if settings.followup is not None:
+        followup = _numeric(table, settings.followup, "long_term.horizons.followup")
+    return horizon_effects(
+        values,
+        treated,
+        horizons=list(settings.columns),
+        followup=followup,
+        cumulative=settings.cumulative,
+        conf_level=1 - spec.alpha,
+        seed=spec.seed,
+        outcome=settings.label or columns[-1],
+        columns=columns,
+        time_unit=settings.time_unit,
+    )
+
+
+def _surrogate(settings: SurrogateIndex, spec: Spec, table: pd.DataFrame, treatment: str):
+    from causal.data.dataset import run_query
+    from causal.designs.surrogate import surrogate_index
+
+    historical = run_query(spec, settings.source_sql, what="long_term.surrogate.historical")
+    return surrogate_index(
+        historical,
+        table,
+        surrogates=list(settings.surrogates),
+        long_outcome=settings.long_outcome,
+        treatment=treatment,
+        covariates=list(settings.covariates),
+        learner=settings.learner,
+        folds=settings.folds,
+        bootstrap_replications=settings.bootstrap_replications,
+        alpha=spec.alpha,
+        seed=spec.seed,
+        experiment_id=settings.experiment_id,
+    )
+
+
+def _nps(column: str, table: pd.DataFrame, treated: np.ndarray, spec: Spec, surrogate) -> dict:
+    from causal.designs.nps import nps_difference
+
+    _require(table, [column], "long_term.nps")
+    record = nps_difference(
+        _numeric(table, column, "long_term.nps"), treated, column=column, alpha=spec.alpha
+    ).to_dict()
+    worth = None
+    if surrogate is not None and surrogate.contributions is not None:
+        row = next((c for c in surrogate.contributions if c["term"] == column), None)
+        if row is not None:
+            worth = _with_interval(row["contribution"], row["contribution_se"], spec.alpha)
+    record["worth_in_revenue"] = worth
+    return record
+
+
+def _with_interval(estimate: float, std_error: float, alpha: float) -> dict[str, float]:
+    from scipy import stats
+
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return {
+        "estimate": float(estimate),
+        "std_error": float(std_error),
+        "conf_low": float(estimate - z * std_error),
+        "conf_high": float(estimate + z * std_error),
+    }
+
+
+def _service_value(spec, settings, table, treated, value, fx, surrogate) -> dict | None:
+    """Money lines side by side and the payback period; None without a gross margin."""
+    from causal.value_long_term import discount_weights, money_line, payback_period
+
+    if value is None or spec.value is None or spec.value.gross_margin is None:
+        return None
+    margin = spec.value.gross_margin
+    population = int(value["population"])
+    conf = 1 - spec.alpha
+    lines = []
+    times, curve, cov = [], np.zeros(0), np.zeros((0, 0))
+    if fx is not None:
+        complete = _last_complete(fx, len(treated))
+        total, total_se = fx.running_totals()
+        lines.append(
+            money_line(
+                "short_term",
+                f"Pilot, first {fx.horizons[complete]:g} {fx.time_unit}s",
+                float(total[complete]),
+                float(total_se[complete]),
+                margin=margin,
+                population=population,
+                assumption=ASSUMPTIONS["short_term"],
+                conf_level=conf,
+            )
+        )
+        times, curve, cov = _cumulative_curve(fx)
+    if surrogate is not None:
+        long = surrogate.long_term
+        lines.append(
+            money_line(
+                "long_term",
+                f"Predicted, {settings.surrogate.horizon:g} months (surrogate index)",
+                long.estimate,
+                long.std_error,
+                margin=margin,
+                population=population,
+                assumption=ASSUMPTIONS["surrogate"].format(
+                    horizon=settings.surrogate.horizon,
+                    signals=", ".join(settings.surrogate.surrogates),
+                ),
+                conf_level=conf,
+            )
+        )
+        followup = None
+        if fx is not None and settings.horizons.followup is not None:
+            followup = table[settings.horizons.followup].to_numpy(dtype=float)
+        times, curve, cov = _with_long_point(
+            times,
+            curve,
+            cov,
+            settings.surrogate.horizon,
+            surrogate,
+            table,
+            treated,
+            fx,
+            followup,
+        )
+    if not lines:
+        return None
+    weights = discount_weights(times, annual_rate=settings.annual_discount_rate)
+    profit = margin * weights @ curve
+    profit_cov = margin**2 * weights @ cov @ weights.T
+    cost = spec.intervention.cost_per_treated_unit
+    payback = payback_period(
+        times, profit, profit_cov, cost_per_customer=cost, conf_level=conf, seed=spec.seed
+    )
+    return {
+        "currency": value["currency"],
+        "gross_margin": margin,
+        "population": population,
+        "population_label": value.get("population_label", "Rolled out to {n} units"),
+        "lines": [line.to_dict() for line in lines],
+        "payback": payback.to_dict() if cost > 0 else None,
+        "conf_level": conf,
+    }
+
+
+def _last_complete(fx, n_units: int) -> int:
+    """Index of the longest horizon at which every unit is followed (else the first)."""
+    complete = [j for j in range(len(fx.horizons)) if fx.n_treated[j] + fx.n_control[j] == n_units]
+    return complete[-1] if complete else 0
+
+
+def _cumulative_curve(fx) -> tuple[list[float], np.ndarray, np.ndarray]:
+    total, _ = fx.running_totals()
+    k = len(total)
+    lower = np.tril(np.ones((k, k))) if not fx.cumulative else np.eye(k)
+    return list(fx.horizons), total, lower @ fx.covariance @ lower.T
+
+
+def _with_long_point(times, curve, cov, horizon, surrogate, table, treated, fx, followup):
+    """Append the surrogate's long-horizon effect to the curve. Its covariance with the pilot's
+    horizons comes from the experiment side only (the index model is fitted on other people):
+    the stacked influence functions of the horizon columns and the per-unit index. Its own
+    variance is the bootstrap's, which adds the index model's estimation error."""
+    from causal.designs.horizons import horizon_effects
+
+    long = surrogate.long_term
+    if times and horizon <= times[-1]:
+        return times, curve, cov  # the pilot already covers that long
+    k = len(times)
+    joint = np.zeros((k + 1, k + 1))
+    if fx is not None:
+        values = np.column_stack([table[c].to_numpy(dtype=float) for c in fx.columns])
+        if followup is not None:  # as the horizon estimator saw them
+            values = np.where(followup[:, None] >= np.asarray(fx.horizons) - 1e-9, values, np.nan)
+        stacked = np.column_stack([values, surrogate.index])
+        both = horizon_effects(stacked, treated, horizons=[*fx.horizons, horizon], band_draws=1)
+        to_totals = np.eye(k + 1)
+        if not fx.cumulative:
+            to_totals[:k, :k] = np.tril(np.ones((k, k)))
+        joint = to_totals @ both.covariance @ to_totals.T
+    joint[k, k] = long.std_error**2
+    return [*times, horizon], np.append(curve, long.estimate), joint
+
+
+def _require(table: pd.DataFrame, columns: list[str], field: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{field}: column {missing[0]!r} is not in the analysis table; add it to data.query "
+            f"(columns: {', '.join(map(str, table.columns[:12]))}…)"
+        )
+
+
+def _numeric(table: pd.DataFrame, column: str, field: str) -> np.ndarray:
+    try:
+        return pd.to_numeric(table[column], errors="raise").to_numpy(dtype=float)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"{field}: column {column!r} must be numeric (got {table[column].dtype}); "
+            "cast it in data.query"
+        ) from None
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

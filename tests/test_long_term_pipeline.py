@@ -1,0 +1,168 @@
+"""The long_term block end to end on the simulated warranty pilot with a known 12-month truth:
+the surrogate index covers it while the 3-month effect does not, the horizon band covers the
+true curve, the payback interval covers the true payback month, surrogacy violated by design
+turns the validation to warn, and bad input exits 2 with a clear message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from causal.pipeline import analyse
+from causal.results import ExperimentResults
+from causal.simulate import simulate
+from causal.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "experiments" / "extended_warranty_long_term.yaml"
+
+
+@pytest.fixture(scope="module")
+def pilot() -> ExperimentResults:
+    return analyse(load_spec(SPEC))
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict[str, float]:
+    return dict(simulate("extended_warranty_long_term", seed=0).truth)
+
+
+def test_surrogate_index_covers_the_12_month_truth_and_the_3_month_effect_does_not(pilot, truth):
+    long = pilot.long_term["surrogate"]["long_term"]
+    assert long["conf_low"] <= truth["revenue_12m"] <= long["conf_high"]
+    assert truth["revenue_3m"] < long["conf_low"]  # the pilot's own window undervalues it
+    three = pilot.find(outcome="revenue_3m", estimator="difference_in_means")
+    assert three.conf_high < long["conf_low"]
+    assert pilot.check("surrogacy_validation").status == "pass"
+    back = ExperimentResults.from_dict(json.loads(pilot.to_json()))
+    assert back.long_term["surrogate"]["long_term"]["estimate"] == long["estimate"]
+
+
+def test_horizon_band_covers_the_true_curve_with_incomplete_follow_up(pilot, truth):
+    block = pilot.long_term["horizons"]
+    rows = block["table"]
+    assert [r["horizon"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+    followed = [r["n_treated"] + r["n_control"] for r in rows]
+    assert followed[:3] == [20_000] * 3 and 0.4 * 20_000 < followed[3] < 0.6 * 20_000
+    for r in rows:
+        true = truth[f"revenue_cum_m{int(r['horizon'])}"]
+        assert r["band_low"] <= true <= r["band_high"], r
+        assert r["band_low"] <= r["conf_low"]
+    assert np.asarray(block["covariance"]).shape == (4, 4)
+
+
+def test_payback_interval_covers_the_true_payback_month(pilot, truth):
+    from causal.value_long_term import _crossing, discount_weights
+
+    money = pilot.long_term["service_value"]
+    payback = money["payback"]
+    months = np.arange(1, 13, dtype=float)
+    curve = np.array([truth[f"revenue_cum_m{m}"] for m in range(1, 13)])
+    profit = 0.30 * discount_weights(months, annual_rate=0.08) @ curve
+    true_month = _crossing(months, profit, 4.0)
+    assert 6 < true_month < 11
+    assert payback["earliest"] <= true_month <= payback["latest"]
+    names = [line["name"] for line in money["lines"]]
+    assert names == ["short_term", "long_term"]
+    long = money["lines"][1]
+    assert long["conf_low"] <= 0.30 * truth["revenue_12m"] <= long["conf_high"]
+    assert "Surrogacy" in long["assumption"]
+
+
+def test_nps_difference_and_its_worth_in_revenue(pilot):
+    (nps,) = pilot.long_term["nps"]
+    assert nps["conf_low"] < nps["difference"] < nps["conf_high"] and nps["conf_low"] > 0
+    worth = nps["worth_in_revenue"]
+    assert worth is not None and worth["conf_low"] > 0
+    long = pilot.long_term["surrogate"]["long_term"]["estimate"]
+    assert worth["estimate"] < long  # one channel among several
+
+
+def test_surrogacy_violated_by_design_turns_the_validation_to_warn(tmp_path):
+    spec = yaml.safe_load(SPEC.read_text())
+    for source in spec["data"]["sources"].values():
+        source["params"] = {"surrogacy_violation": 3.0}
+    spec["long_term"]["surrogate"]["bootstrap_replications"] = 100
+    path = tmp_path / "violated.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    res = analyse(load_spec(path))
+    assert res.check("surrogacy_validation").status == "warn"
+
+
+def test_same_spec_same_numbers(pilot):
+    again = analyse(load_spec(SPEC))
+    assert again.to_dict()["long_term"] == pilot.to_dict()["long_term"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "causal.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def _mutated(tmp_path: Path, change) -> Path:
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["long_term"]["surrogate"]["bootstrap_replications"] = 50
+    change(spec)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _add_horizon(spec):
+    spec["long_term"]["horizons"]["columns"][6] = "revenue_4m"
+    spec["long_term"]["horizons"]["columns"][4] = "revenue_3m_again"
+    spec["data"]["query"] = spec["data"]["query"].replace(
+        "AS revenue_4m", "AS revenue_4m, 0.0 AS revenue_3m_again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s: s["long_term"]["surrogate"]["surrogates"].append("app_logins_q1"),
+            "app_logins_q1",
+        ),
+        (_add_horizon, "6 is beyond the longest follow-up (4)"),
+        (lambda s: s["long_term"].update(annual_discount_rate=1.2), "annual_discount_rate"),
+        (
+            lambda s: s["long_term"]["horizons"].update(followup="followup_days"),
+            "column 'followup_days' is not in the analysis table",
+        ),
+        (lambda s: s.update(design={"kind": "did", "time": "x"}), "long_term: horizons"),
+    ],
+)
+def test_bad_input_exit_2_with_a_clear_message(tmp_path, change, message):
+    proc = _cli("run", str(_mutated(tmp_path, change)), "--out", str(tmp_path / "out"), cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "extended_warranty_long_term").exists()
+
+
+def test_cli_prints_the_long_term_value_and_the_report_has_its_sections(tmp_path):
+    proc = _cli("run", str(SPEC), "--out", str(tmp_path / "out"), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "Predicted, 12 months (surrogate index): net" in proc.stdout
+    assert "it pays back after" in proc.stdout
+    html = (tmp_path / "out" / "extended_warranty_long_term" / "index.html").read_text()
+    for section in (
+        "The value of the service",
+        "Effect over time",
+        "When it pays back",
+        "Long-term effect from short-term signals",
+        "Did the surrogates predict past experiments?",
+        "Customer satisfaction (NPS)",
+    ):
+        assert section in html, section
+    assert html.count("<img alt=") == 4
