@@ -241,6 +241,27 @@ def nps_html(res: ExperimentResults) -> str:
     return html
 
 
+def csat_html(res: ExperimentResults) -> str:
+    """Share of satisfied customers by arm and the difference in points."""
+    html = ""
+    for item in (res.long_term or {}).get("csat") or []:
+        html += (
+            f"<p>Satisfied ({escape(item['column'])} ≥ {item['satisfied_from']:g}): "
+            f"{percent(item['treated_share'])} of {item['n_treated']:,} treated against "
+            f"{percent(item['control_share'])} of {item['n_control']:,} controls, a difference "
+            f"of <strong>{item['difference']:+.1f} points</strong> (95% CI "
+            f"{item['conf_low']:+.1f} to {item['conf_high']:+.1f}).</p>"
+        )
+        worth = item.get("worth_in_revenue")
+        if worth:
+            html += (
+                f"<p>Through the surrogate index, the change in {escape(item['column'])} is "
+                f"worth {worth['estimate']:,.2f} of long-term revenue per treated customer "
+                f"(95% CI {worth['conf_low']:,.2f} to {worth['conf_high']:,.2f}).</p>"
+            )
+    return html
+
+
 def clv_parameters_html(res: ExperimentResults) -> str:
     """Fitted BG/NBD and Gamma–Gamma parameters with standard errors."""
     details = res.headline().details

@@ -99,20 +99,30 @@ class Nps(_Model):
     label: str | None = None
 
 
+class Csat(_Model):
+    """A satisfaction answer on a scale: the effect on the share of satisfied customers
+    (answers of at least ``satisfied_from``, the 'top-box' share)."""
+
+    column: Column
+    satisfied_from: float = Field(4, description="Lowest answer counted as satisfied (1–5: 4).")
+    label: str | None = None
+
+
 class LongTerm(_Model):
     """Long-term value of the service (A/B design)."""
 
     horizons: Horizons | None = None
     surrogate: SurrogateIndex | None = None
     nps: list[Nps] = Field(default_factory=list)
+    csat: list[Csat] = Field(default_factory=list)
     annual_discount_rate: float = Field(
         0.0, ge=0, lt=1, description="Discount rate for payback and lifetime value, per year."
     )
 
     @model_validator(mode="after")
     def _something(self) -> LongTerm:
-        if self.horizons is None and self.surrogate is None and not self.nps:
-            raise ValueError("give at least one of horizons, surrogate or nps")
+        if self.horizons is None and self.surrogate is None and not (self.nps or self.csat):
+            raise ValueError("give at least one of horizons, surrogate, nps or csat")
         return self
 
 

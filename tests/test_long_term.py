@@ -165,3 +165,20 @@ def test_nps_interval_covers_the_true_difference_in_simulation():
 def test_nps_rejects_answers_outside_zero_to_ten():
     with pytest.raises(DataError, match=r"nps_score: 1 answers are not whole numbers from 0 to 10"):
         nps_difference(np.array([10, 9, 11.0, 3]), np.array([1, 0, 1, 0]), column="nps_score")
+
+
+def test_csat_share_difference_equals_statsmodels_wald_interval():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from causal.designs.nps import satisfied_share_difference
+
+    rng = np.random.default_rng(9)
+    d = rng.integers(0, 2, 3000)
+    s = np.where(d == 1, rng.integers(2, 6, 3000), rng.integers(1, 6, 3000)).astype(float)
+    res = satisfied_share_difference(s, d, satisfied_from=4)
+    sat1, sat0 = int((s[d == 1] >= 4).sum()), int((s[d == 0] >= 4).sum())
+    lo, hi = confint_proportions_2indep(
+        sat1, int((d == 1).sum()), sat0, int((d == 0).sum()), method="wald", compare="diff"
+    )
+    assert res["conf_low"] == pytest.approx(100 * lo, rel=1e-9)
+    assert res["conf_high"] == pytest.approx(100 * hi, rel=1e-9)

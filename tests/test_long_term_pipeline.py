@@ -162,7 +162,13 @@ def test_cli_prints_the_long_term_value_and_the_report_has_its_sections(tmp_path
         "When it pays back",
         "Long-term effect from short-term signals",
         "Did the surrogates predict past experiments?",
-        "Customer satisfaction (NPS)",
+        "Customer satisfaction (NPS, CSAT)",
     ):
         assert section in html, section
     assert html.count("<img alt=") == 4
+
+
+def test_csat_share_difference_and_its_worth(pilot, truth):
+    (csat,) = pilot.long_term["csat"]
+    assert csat["conf_low"] > 0 and csat["worth_in_revenue"]["estimate"] > 0
+    assert 0 < csat["control_share"] < csat["treated_share"] < 1

@@ -58,6 +58,11 @@ def run_long_term(
         checks.extend(surrogate.long_term.diagnostics)
     if settings.nps:
         block["nps"] = [_nps(item.column, table, treated, spec, surrogate) for item in settings.nps]
+    if settings.csat:
+        block["csat"] = [
+            _csat(item.column, item.satisfied_from, table, treated, spec, surrogate)
+            for item in settings.csat
+        ]
     money = _service_value(spec, settings, table, treated, value, fx, surrogate)
     if money is not None:
         block["service_value"] = money
@@ -115,13 +120,33 @@ def _nps(column: str, table: pd.DataFrame, treated: np.ndarray, spec: Spec, surr
     record = nps_difference(
         _numeric(table, column, "long_term.nps"), treated, column=column, alpha=spec.alpha
     ).to_dict()
-    worth = None
-    if surrogate is not None and surrogate.contributions is not None:
-        row = next((c for c in surrogate.contributions if c["term"] == column), None)
-        if row is not None:
-            worth = _with_interval(row["contribution"], row["contribution_se"], spec.alpha)
-    record["worth_in_revenue"] = worth
+    record["worth_in_revenue"] = _worth(column, surrogate, spec.alpha)
     return record
+
+
+def _csat(column, satisfied_from, table, treated, spec: Spec, surrogate) -> dict:
+    from causal.designs.nps import satisfied_share_difference
+
+    _require(table, [column], "long_term.csat")
+    record = satisfied_share_difference(
+        _numeric(table, column, "long_term.csat"),
+        treated,
+        satisfied_from=satisfied_from,
+        column=column,
+        alpha=spec.alpha,
+    )
+    record["worth_in_revenue"] = _worth(column, surrogate, spec.alpha)
+    return record
+
+
+def _worth(column: str, surrogate, alpha: float) -> dict | None:
+    """What the change in one surrogate is worth in long-term revenue (linear index only)."""
+    if surrogate is None or surrogate.contributions is None:
+        return None
+    row = next((c for c in surrogate.contributions if c["term"] == column), None)
+    return (
+        None if row is None else _with_interval(row["contribution"], row["contribution_se"], alpha)
+    )
 
 
 def _with_interval(estimate: float, std_error: float, alpha: float) -> dict[str, float]:

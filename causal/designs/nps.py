@@ -143,3 +143,54 @@ def bootstrap_nps_se(
         counts = rng.multinomial(len(x), probs, size=replications)
         nps += sign * 100.0 * (counts[:, 0] - counts[:, 1]) / len(x)
     return float(nps.std())
+
+
+def satisfied_share_difference(
+    scores: np.ndarray,
+    treated: np.ndarray,
+    *,
+    satisfied_from: float,
+    column: str = "csat",
+    alpha: float = 0.05,
+) -> dict:
+    """Difference in the share of satisfied answers (``>= satisfied_from``) between the arms,
+    in percentage points, with the unpooled (Wald) standard error of two proportions.
+
+    Examples
+    --------
+    >>> s = np.array([5, 4, 2, 5, 3, 1, 4, 2])
+    >>> d = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    >>> r = satisfied_share_difference(s, d, satisfied_from=4)
+    >>> r["treated_share"], r["control_share"], r["difference"]
+    (0.75, 0.25, 50.0)
+    """
+    s = np.asarray(scores, dtype=float)
+    t = np.asarray(treated, dtype=np.int64)
+    answered = ~np.isnan(s)
+    shares, variances, counts = [], [], []
+    for arm in (1, 0):
+        x = s[answered & (t == arm)]
+        if len(x) == 0:
+            raise DataError(f"{column}: an arm has no answers")
+        p = float(np.mean(x >= satisfied_from))
+        shares.append(p)
+        variances.append(p * (1 - p) / len(x))
+        counts.append(len(x))
+    diff = 100.0 * (shares[0] - shares[1])
+    se = 100.0 * math.sqrt(sum(variances))
+    crit = float(stats.norm.ppf(1 - alpha / 2))
+    return {
+        "column": column,
+        "satisfied_from": satisfied_from,
+        "treated_share": shares[0],
+        "control_share": shares[1],
+        "n_treated": counts[0],
+        "n_control": counts[1],
+        "difference": diff,
+        "std_error": se,
+        "conf_low": diff - crit * se,
+        "conf_high": diff + crit * se,
+        "p_value": float(2 * stats.norm.sf(abs(diff / se))) if se > 0 else math.nan,
+        "n_missing": int((~answered).sum()),
+        "method": "difference of two proportions, unpooled standard error (percentage points)",
+    }
