@@ -101,6 +101,31 @@ def dynamic_html(res: ExperimentResults) -> str:
     return _table(["Event time", "ATT", "SE", "CI low", "CI high", "Uniform band"], rows) + note
 
 
+def cumulative_html(res: ExperimentResults) -> str:
+    """Running total of the effect since treatment (a per-period outcome added up), with
+    pointwise intervals and a simultaneous band from the joint influence functions."""
+    cs = _find(res, "callaway_santanna")
+    rows_in = (cs.details.get("cumulative") or []) if cs is not None else []
+    if not rows_in:
+        return ""
+    rows = [
+        [
+            r["event_time"],
+            *_numbers(r["estimate"], r["std_error"], r["conf_low"], r["conf_high"]),
+            f"{r['band_low']:,.4g} to {r['band_high']:,.4g}",
+        ]
+        for r in rows_in
+    ]
+    note = (
+        "<p class='small'>Effect added up from the first treated period to each event time: "
+        "what the service brought per unit so far. Standard errors from the joint influence "
+        "functions of the event-time effects; the band covers every event time at once "
+        "(sup-t). Later event times rest on the cohorts observed that long.</p>"
+    )
+    header = ["Periods since treatment", "Cumulative ATT", "SE", "CI low", "CI high", "Band"]
+    return "<p><strong>Cumulative effect</strong></p>" + _table(header, rows) + note
+
+
 def att_gt_html(res: ExperimentResults) -> str:
     """Cohort × period table of ATT(g, t) (standard error below); post-adoption cells bold."""
     cs = _find(res, "callaway_santanna")

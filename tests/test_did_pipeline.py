@@ -185,6 +185,7 @@ def test_report_renders_with_event_study_and_cohort_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "out" / "tiny_rollout" / "index.html").read_text()
     assert "Effect by time since treatment" in html and "First treated" in html
+    assert "Cumulative effect" in html and "Periods since treatment" in html
     assert html.count("<img alt=") >= 4
     assert "results_for_notebook(" not in html  # code hidden
 
