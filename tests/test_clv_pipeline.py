@@ -18,7 +18,7 @@ from causal.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CDNOW = ROOT / "experiments" / "cdnow_clv.yaml"
-LOG = ROOT / "causal" / "data" / "datasets" / "cdnow_master.csv"
+LOG = ROOT / "causal" / "data" / "datasets" / "cdnow_sample.csv"
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def run_clv(spec: Spec) -> dict[str, Any]:
     --------
     >>> from causal.spec import load_spec
     >>> run = run_clv(load_spec("experiments/cdnow_clv.yaml"))
-    >>> fit = run["results"][0].details["bgnbd"]
+    >>> fit = run["results"][0].details["bgnbd"]["params"]
     >>> round(fit["r"], 3), round(fit["alpha"], 3), round(fit["a"], 3), round(fit["b"], 3)
     (0.243, 4.414, 0.793, 2.426)
     """
