@@ -9,7 +9,8 @@ from causal.narrative import money
 
 
 def long_term_sentence(service_value: Mapping[str, Any]) -> str:
-    """The longest-horizon money line, net of cost, and the payback period, in one sentence.
+    """The predicted long-term money (else the pilot's), net of cost, and the payback period,
+    in one sentence.
 
     Examples
     --------
@@ -26,7 +27,8 @@ def long_term_sentence(service_value: Mapping[str, Any]) -> str:
     """
     cur = service_value["currency"]
     n = int(service_value["population"])
-    last = service_value["lines"][-1]
+    by_name = {line.get("name"): line for line in service_value["lines"]}
+    last = by_name.get("long_term") or by_name.get("short_term") or service_value["lines"][0]
     payback = service_value.get("payback")
     cost = payback["cost_per_customer"] if payback else 0.0
     net = [(last[k] - cost) * n for k in ("per_customer", "conf_low", "conf_high")]

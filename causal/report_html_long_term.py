@@ -59,6 +59,10 @@ def service_value_html(res: ExperimentResults) -> str:
                 item["assumption"],
             ]
         )
+    clv = (res.long_term or {}).get("clv")
+    if clv and not clv.get("identified", True):
+        label = f"Lifetime value, next {clv['horizon_months']} months (BG/NBD + Gamma–Gamma)"
+        rows.append([label, "not estimated", "", "", clv["reason"]])
     level = f"{money_block['conf_level']:.0%}"
     table = _table(
         [

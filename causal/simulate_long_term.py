@@ -166,7 +166,7 @@ def extended_warranty_long_term(
     -------
     SimulatedPilot
         Tables ``pilot_customers`` (customer_id, treated, assigned_at, segment, region,
-        tenure_months, prior_year_revenue), ``pilot_monthly`` (customer_id, month, revenue:
+        tenure_months, prior_year_revenue), ``pilot_monthly`` (customer_id, month, orders, revenue:
         one row per observed month, zeros included), ``pilot_signals`` (customer_id and the five
         signals) and ``historical`` (customer_id, experiment_id (None outside experiments),
         treated, the covariates, the signals, revenue_m1..revenue_m12 and revenue_12m).
@@ -270,6 +270,7 @@ def extended_warranty_long_term(
         {
             "customer_id": pilot_ids[cust_idx],
             "month": (month_idx + 1).astype(np.int64),
+            "orders": out["orders"][cust_idx, month_idx],
             "revenue": out["monthly"][cust_idx, month_idx],
         }
     )
@@ -446,7 +447,11 @@ def _draw_outcomes(
     assert (late_rate > 0).all()  # guaranteed by the RATE_* constants
     late_orders = _poisson_inverse(c["uniform_orders"][:, Q1_MONTHS:], late_rate)
     late_revenue = _order_value(size_rng, late_orders)
-    return {**signals, "monthly": np.hstack([revenue_q1_months, late_revenue])}
+    return {
+        **signals,
+        "monthly": np.hstack([revenue_q1_months, late_revenue]),
+        "orders": np.hstack([orders, late_orders]).astype(np.int64),
+    }
 
 
 def _order_value(rng: np.random.Generator, orders: np.ndarray) -> np.ndarray:

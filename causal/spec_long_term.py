@@ -108,6 +108,29 @@ class Csat(_Model):
     label: str | None = None
 
 
+class LifetimeValue(_Model):
+    """BG/NBD and Gamma–Gamma fitted on each arm's transactions (the clv design's models):
+    the difference in expected lifetime value over the next ``horizon_months``."""
+
+    transactions: str = Field(
+        description="SQL over the spec's sources (or a source name): one row per transaction "
+        "of the pilot's customers; include a row at assignment (amount 0) so every customer's "
+        "life starts when the service was offered."
+    )
+    customer: Column = Field(description="Customer column (the spec's unit values).")
+    date_column: Column
+    amount: Column
+    calibration_end: date = Field(description="Last day of the transactions used.")
+    horizon_months: int = Field(12, ge=1, le=120)
+    period: Literal["week", "day"] = "week"
+    bootstrap_replications: int = Field(500, ge=50, le=20_000)
+
+    @property
+    def source_sql(self) -> str:
+        text = self.transactions.strip()
+        return f'SELECT * FROM "{text}"' if _is_identifier(text) else text
+
+
 class LongTerm(_Model):
     """Long-term value of the service (A/B design)."""
 
@@ -115,14 +138,16 @@ class LongTerm(_Model):
     surrogate: SurrogateIndex | None = None
     nps: list[Nps] = Field(default_factory=list)
     csat: list[Csat] = Field(default_factory=list)
+    clv: LifetimeValue | None = None
     annual_discount_rate: float = Field(
         0.0, ge=0, lt=1, description="Discount rate for payback and lifetime value, per year."
     )
 
     @model_validator(mode="after")
     def _something(self) -> LongTerm:
-        if self.horizons is None and self.surrogate is None and not (self.nps or self.csat):
-            raise ValueError("give at least one of horizons, surrogate, nps or csat")
+        parts = (self.horizons, self.surrogate, self.clv)
+        if all(p is None for p in parts) and not (self.nps or self.csat):
+            raise ValueError("give at least one of horizons, surrogate, clv, nps or csat")
         return self
 
 

@@ -70,6 +70,9 @@ def test_payback_interval_covers_the_true_payback_month(pilot, truth):
     assert payback["earliest"] <= true_month <= payback["latest"]
     names = [line["name"] for line in money["lines"]]
     assert names == ["short_term", "long_term"]
+    # BG/NBD cannot see drop-out in 4.5 months of a simulator without any: said, not guessed
+    assert pilot.long_term["clv"]["identified"] is False
+    assert pilot.check("lifetime_value_fit").status == "warn"
     long = money["lines"][1]
     assert long["conf_low"] <= 0.30 * truth["revenue_12m"] <= long["conf_high"]
     assert "Surrogacy" in long["assumption"]
@@ -172,3 +175,105 @@ def test_csat_share_difference_and_its_worth(pilot, truth):
     (csat,) = pilot.long_term["csat"]
     assert csat["conf_low"] > 0 and csat["worth_in_revenue"]["estimate"] > 0
     assert 0 < csat["control_share"] < csat["treated_share"] < 1
+
+
+SPEND = (4.0, 6.0, 40.0)  # Gamma-Gamma p, q, v: mean spend per purchase p v / (q - 1) = 32
+
+
+def _bgnbd_log(rng, n, *, r, alpha, a, b, weeks, spend, start):
+    """Transactions of n customers born at ``start`` by the BG/NBD story: Poisson purchases at
+    rate lambda ~ Gamma(r, alpha), drop-out after each purchase with p ~ Beta(a, b); spend by
+    the Gamma-Gamma story with ``spend = (p, q, v)``. A zero-amount row marks each birth."""
+    rows = []
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    shape, q, v = spend
+    nu = rng.gamma(q, 1 / v, n)
+    for i in range(n):
+        rows.append((i, start, 0.0))
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > weeks:
+                break
+            day = start + np.timedelta64(int(t * 7), "D")
+            rows.append((i, day, round(float(rng.gamma(shape, 1 / nu[i])), 2)))
+            if rng.random() < p[i]:
+                break
+    return rows
+
+
+def test_lifetime_value_line_covers_the_true_difference_when_identified(tmp_path):
+    import pandas as pd
+
+    from causal.designs.clv import (
+        BGNBDFit,
+        GammaGammaFit,
+        customer_lifetime_value,
+        summarise_transactions,
+    )
+
+    rng = np.random.default_rng(11)
+    start = np.datetime64("2025-01-01")
+    arms = {1: dict(r=0.8, alpha=4.0), 0: dict(r=0.4, alpha=4.0)}  # the service: twice the buying
+    customers, log = [], []
+    for arm, params in arms.items():
+        rows = _bgnbd_log(rng, 3000, **params, a=0.8, b=2.5, weeks=52, spend=SPEND,
+                          start=start)  # fmt: skip
+        offset = 0 if arm == 1 else 10_000
+        log += [(cid + offset, day, amount) for cid, day, amount in rows]
+        customers += [(cid + offset, arm) for cid in range(3000)]
+    log_frame = pd.DataFrame(log, columns=["customer_id", "day", "amount"])
+    table = pd.DataFrame(customers, columns=["customer_id", "treated"])
+    table = table.merge(
+        log_frame.groupby("customer_id", as_index=False)["amount"].sum(), on="customer_id"
+    )
+    table.to_csv(tmp_path / "customers.csv", index=False)
+    log_frame.to_csv(tmp_path / "orders.csv", index=False)
+    spec = {
+        "name": "clv_pilot",
+        "title": "CLV pilot",
+        "question": "Lifetime value of the service?",
+        "intervention": {"name": "x", "start_date": "2025-01-01", "cost_per_treated_unit": 1.0},
+        "design": {"kind": "ab_test"},
+        "unit": "customer_id",
+        "treatment": "treated",
+        "outcomes": [{"column": "amount"}],
+        "data": {
+            "sources": {"customers": {"path": "customers.csv"}, "orders": {"path": "orders.csv"}},
+            "query": "SELECT * FROM customers",
+        },
+        "value": {"outcome": "amount", "gross_margin": 1.0},
+        "long_term": {
+            "clv": {
+                "transactions": "orders",
+                "customer": "customer_id",
+                "date_column": "day",
+                "amount": "amount",
+                "calibration_end": "2025-12-31",
+                "horizon_months": 12,
+                "bootstrap_replications": 300,
+            }
+        },
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    res = analyse(load_spec(path))
+    line = next(x for x in res.long_term["service_value"]["lines"] if x["name"] == "lifetime_value")
+    # Truth: each arm's 12-month CLV at its true parameters, averaged over its customers.
+    summary = summarise_transactions(
+        log_frame, customer="customer_id", date="day", amount="amount",
+        calibration_end="2025-12-31",
+    )  # fmt: skip
+    clv = res.long_term["clv"]
+    gamma = GammaGammaFit(p=SPEND[0], q=SPEND[1], v=SPEND[2])
+    truth = 0.0
+    for arm, sign in ((1, 1.0), (0, -1.0)):
+        part = summary.subset((summary.customer < 10_000) == (arm == 1))
+        bg = BGNBDFit(**arms[arm], a=0.8, b=2.5, period="W")
+        truth += sign * float(
+            np.mean(customer_lifetime_value(bg, gamma, part, horizon_months=12,
+                                            discount_rate=clv["treated"]["discount_rate"]))
+        )  # fmt: skip
+    assert clv["identified"] and line["conf_low"] <= truth <= line["conf_high"], (truth, line)
+    assert line["conf_low"] > 0  # the service raised lifetime value

@@ -47,7 +47,7 @@ def test_table_layouts(pilot):
         "tenure_months",
         "prior_year_revenue",
     ]
-    assert list(t["pilot_monthly"]) == ["customer_id", "month", "revenue"]
+    assert list(t["pilot_monthly"]) == ["customer_id", "month", "orders", "revenue"]
     assert list(t["pilot_signals"]) == ["customer_id", *SURROGATES]
     assert list(t["historical"]) == [
         "customer_id",

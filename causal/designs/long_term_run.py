@@ -63,7 +63,16 @@ def run_long_term(
             _csat(item.column, item.satisfied_from, table, treated, spec, surrogate)
             for item in settings.csat
         ]
-    money = _service_value(spec, settings, table, treated, value, fx, surrogate)
+    clv = None
+    if settings.clv is not None and spec.value is not None and spec.value.gross_margin:
+        from causal.designs.long_term_clv import lifetime_value_difference
+
+        clv = lifetime_value_difference(spec, table, data.treatment, margin=spec.value.gross_margin)
+        block["clv"] = clv
+        if not clv["identified"]:
+            checks.append(CheckResult("lifetime_value_fit", "warn", clv["reason"]))
+            clv = None
+    money = _service_value(spec, settings, table, treated, value, fx, surrogate, clv)
     if money is not None:
         block["service_value"] = money
     return block, checks
@@ -161,7 +170,7 @@ def _with_interval(estimate: float, std_error: float, alpha: float) -> dict[str,
     }
 
 
-def _service_value(spec, settings, table, treated, value, fx, surrogate) -> dict | None:
+def _service_value(spec, settings, table, treated, value, fx, surrogate, clv) -> dict | None:
     """Money lines side by side and the payback period; None without a gross margin."""
     from causal.value_long_term import discount_weights, money_line, payback_period
 
@@ -219,8 +228,27 @@ def _service_value(spec, settings, table, treated, value, fx, surrogate) -> dict
             fx,
             followup,
         )
+    if clv is not None:
+        from causal.designs.long_term_clv import ASSUMPTION
+        from causal.value_long_term import MoneyLine
+
+        lines.append(
+            MoneyLine(
+                "lifetime_value",
+                f"Lifetime value, next {clv['horizon_months']} months (BG/NBD + Gamma–Gamma "
+                "by arm)",
+                clv["estimate"],
+                clv["std_error"],
+                clv["conf_low"],
+                clv["conf_high"],
+                population,
+                ASSUMPTION,
+            )
+        )
     if not lines:
         return None
+    if not times:
+        return _money_block(value, margin, population, lines, None, conf)
     weights = discount_weights(times, annual_rate=settings.annual_discount_rate)
     profit = margin * weights @ curve
     profit_cov = margin**2 * weights @ cov @ weights.T
@@ -228,13 +256,17 @@ def _service_value(spec, settings, table, treated, value, fx, surrogate) -> dict
     payback = payback_period(
         times, profit, profit_cov, cost_per_customer=cost, conf_level=conf, seed=spec.seed
     )
+    return _money_block(value, margin, population, lines, payback if cost > 0 else None, conf)
+
+
+def _money_block(value, margin, population, lines, payback, conf) -> dict[str, Any]:
     return {
         "currency": value["currency"],
         "gross_margin": margin,
         "population": population,
         "population_label": value.get("population_label", "Rolled out to {n} units"),
         "lines": [line.to_dict() for line in lines],
-        "payback": payback.to_dict() if cost > 0 else None,
+        "payback": payback.to_dict() if payback is not None else None,
         "conf_level": conf,
     }
 
