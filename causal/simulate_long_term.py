@@ -321,7 +321,7 @@ def extended_warranty_long_term(
         f"{int(treated.sum())} offered a 3-year warranty (Bernoulli {treated_share}), enrolled "
         f"from {start.date()} over {_enrolment_days(start)} days; data cut on {cut}, so months "
         "1-3 after enrolment are observed for everybody and month 4 only for customers enrolled "
-        f"on the first day. Historical sample: {n_h} customers with 12 months of revenue, "
+        f"in the first {DATA_CUT_DAYS} days. Historical sample: {n_h} customers with 12 months of revenue, "
         f"{k_past} past randomised experiments of {size} customers each moving the short-term "
         f"signals by {scales} x the warranty's effect, the rest never treated. The warranty "
         f"(x effect_scale={effect_scale}) raises the latent NPS answer by {NPS_EFFECT} points and "
