@@ -48,6 +48,8 @@ REPORTS = {
     "mpdta_minimum_wage": "experiments/mpdta_minimum_wage.yaml",  # staggered DiD
     "lalonde_nsw_cps": "experiments/lalonde_nsw_cps.yaml",  # observational
     "remote_support_targeting": "experiments/remote_support_targeting.yaml",  # uplift
+    "extended_warranty_long_term": "experiments/extended_warranty_long_term.yaml",  # long term
+    "cdnow_clv": "experiments/cdnow_clv.yaml",  # customer lifetime value
 }
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
