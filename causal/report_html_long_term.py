@@ -235,13 +235,7 @@ def nps_html(res: ExperimentResults) -> str:
             f"<p>NPS difference <strong>{item['difference']:+.1f} points</strong> (95% CI "
             f"{item['conf_low']:+.1f} to {item['conf_high']:+.1f}).</p>"
         )
-        worth = item.get("worth_in_revenue")
-        if worth:
-            html += (
-                f"<p>Through the surrogate index, the change in {escape(item['column'])} is "
-                f"worth {worth['estimate']:,.2f} of long-term revenue per treated customer "
-                f"(95% CI {worth['conf_low']:,.2f} to {worth['conf_high']:,.2f}).</p>"
-            )
+        html += _worth_html(item)
     return html
 
 
@@ -256,14 +250,20 @@ def csat_html(res: ExperimentResults) -> str:
             f"of <strong>{item['difference']:+.1f} points</strong> (95% CI "
             f"{item['conf_low']:+.1f} to {item['conf_high']:+.1f}).</p>"
         )
-        worth = item.get("worth_in_revenue")
-        if worth:
-            html += (
-                f"<p>Through the surrogate index, the change in {escape(item['column'])} is "
-                f"worth {worth['estimate']:,.2f} of long-term revenue per treated customer "
-                f"(95% CI {worth['conf_low']:,.2f} to {worth['conf_high']:,.2f}).</p>"
-            )
+        html += _worth_html(item)
     return html
+
+
+def _worth_html(item: dict[str, Any]) -> str:
+    """What a satisfaction change is worth in long-term revenue through the (linear) index."""
+    worth = item.get("worth_in_revenue")
+    if not worth:
+        return ""
+    return (
+        f"<p>Through the surrogate index, the change in {escape(item['column'])} is "
+        f"worth {worth['estimate']:,.2f} of long-term revenue per treated customer "
+        f"(95% CI {worth['conf_low']:,.2f} to {worth['conf_high']:,.2f}).</p>"
+    )
 
 
 def clv_parameters_html(res: ExperimentResults) -> str:
