@@ -97,7 +97,7 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         for r in results
         if r.estimator in {"difference_in_means", primary["estimator"]}
     )
-    value = _value(spec, results, primary) if spec.value is not None else None
+    value = _value(spec, results, primary, data=data) if spec.value is not None else None
     long_term = None
     if spec.long_term is not None:
         from causal.designs.long_term_run import run_long_term
@@ -201,6 +201,7 @@ def _value(
     *,
     population_default: int | None = None,
     population_label: str = "Rolled out to {n} units",
+    data: Dataset | None = None,
 ) -> dict:
     from causal.value import value_block
 
@@ -217,9 +218,17 @@ def _value(
         profit = by_key.get((settings.profit_outcome, estimator))
         if profit is None:
             raise DesignError(f"value: no {estimator} estimate of {settings.profit_outcome!r}")
+    saving = combined = None
+    if settings.cost_outcome is not None:
+        saving = by_key.get((settings.cost_outcome, estimator))
+        if saving is None or data is None:
+            raise DesignError(f"value: no {estimator} estimate of {settings.cost_outcome!r}")
+        combined = _combined_value(spec, data, estimator)
     return value_block(
         revenue,
         profit=profit,
+        cost_saving=saving,
+        combined=combined,
         gross_margin=settings.gross_margin,
         population=settings.population or population_default,
         cost_per_treated_unit=spec.intervention.cost_per_treated_unit,
@@ -229,6 +238,25 @@ def _value(
         if settings.population is None
         else "Rolled out to {n} units",
     )
+
+
+def _combined_value(spec: Spec, data: Dataset, estimator: str) -> Result:
+    """The estimator on each unit's gross profit minus its cost outcome: one estimate whose
+    interval carries the covariance between the revenue and the cost effects."""
+    from dataclasses import replace
+
+    from causal.designs.abtest import estimate
+
+    settings = spec.value
+    table = data.table
+    if settings.profit_outcome is not None:
+        profit = table[settings.profit_outcome]
+    else:
+        profit = settings.gross_margin * table[settings.outcome]
+    column = "gross_profit_minus_cost"
+    frame = table.assign(**{column: profit - table[settings.cost_outcome]})
+    combined = replace(data, table=frame, outcomes=(*data.outcomes, column))
+    return estimate(estimator, combined, column, alpha=spec.alpha)
 
 
 def _experiment_block(spec: Spec) -> dict:

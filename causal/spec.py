@@ -59,7 +59,13 @@ class Outcome(_Model):
     """One measured outcome of the analysis table."""
 
     column: str = Field(pattern=_IDENTIFIER, description="Column of the analysis table.")
-    kind: Literal["continuous", "binary", "count"] = "continuous"
+    kind: Literal["continuous", "binary", "count", "cost"] = Field(
+        "continuous", description="cost: money spent per unit (repair cost…); a decrease is value."
+    )
+    direction: Literal["increase", "decrease"] | None = Field(
+        None,
+        description="Which way is good (default: decrease for a cost, increase otherwise).",
+    )
     horizon: str | None = Field(
         None, pattern=_HORIZON, description="Time after treatment it covers, e.g. '12 months'."
     )
@@ -68,6 +74,19 @@ class Outcome(_Model):
     @property
     def display(self) -> str:
         return self.label or self.column
+
+    @property
+    def good_direction(self) -> str:
+        return self.direction or ("decrease" if self.kind == "cost" else "increase")
+
+    @model_validator(mode="after")
+    def _cost_goes_down(self) -> Outcome:
+        if self.kind == "cost" and self.direction == "increase":
+            raise ValueError(
+                f"{self.column}: a cost outcome is good when it goes down; its direction "
+                "'increase' contradicts kind 'cost' (drop direction, or use kind continuous)"
+            )
+        return self
 
 
 class ABTestDesign(_Model):
@@ -231,6 +250,11 @@ class ValueSpec(_Model):
     population: int | None = Field(
         None, gt=0, description="Units the service would reach at roll-out (default: pilot units)."
     )
+    cost_outcome: str | None = Field(
+        None,
+        description="An outcome of kind cost whose decrease is money saved (A/B design), counted "
+        "beside the gross profit from revenue.",
+    )
 
     @model_validator(mode="after")
     def _one_margin(self) -> ValueSpec:
@@ -328,8 +352,10 @@ class Spec(_Model):
         columns = [o.column for o in self.outcomes]
         if len(set(columns)) != len(columns):
             raise ValueError("outcomes: each column may appear once")
+        if self.value is not None and self.value.cost_outcome is not None:
+            _check_cost_outcome(self)
         if self.value is not None:
-            for field in ("outcome", "profit_outcome"):
+            for field in ("outcome", "profit_outcome", "cost_outcome"):
                 col = getattr(self.value, field)
                 if col is not None and col not in columns:
                     raise ValueError(f"value.{field}: {col!r} is not one of the outcomes {columns}")
@@ -400,6 +426,18 @@ def _check_uplift(spec: Spec) -> None:
     for column in (spec.unit, spec.treatment, spec.outcomes[0].column):
         if column in spec.design.features:
             raise ValueError(f"design.features: {column!r} is the unit, treatment or outcome")
+
+
+def _check_cost_outcome(spec: Spec) -> None:
+    column = spec.value.cost_outcome
+    match = [o for o in spec.outcomes if o.column == column]
+    if match and match[0].kind != "cost":
+        raise ValueError(
+            f"value.cost_outcome: {column!r} is an outcome of kind {match[0].kind!r}; "
+            "declare it kind: cost (money spent per unit)"
+        )
+    if spec.design.kind != "ab_test":
+        raise ValueError("value.cost_outcome: costs saved are counted for the ab_test design only")
 
 
 def _check_clv(spec: Spec) -> None:

@@ -48,6 +48,8 @@ def value_block(
     fixed_cost: float = 0.0,
     currency: str = "EUR",
     population_label: str = "Rolled out to {n} units",
+    cost_saving: Result | None = None,
+    combined: Result | None = None,
 ) -> dict[str, Any]:
     """Turn a per-unit revenue effect into money for the population the service would reach.
 
@@ -65,6 +67,10 @@ def value_block(
         Label only.
     population_label
         How the report names the population, with ``{n}`` for its size.
+    cost_saving, combined
+        Optional, together: the effect on a cost outcome per unit (a decrease is money saved)
+        and the same estimator's effect on ``margin × revenue − cost`` per unit, whose interval
+        carries the covariance of the two; net value and ROI then count both.
 
     Returns
     -------
@@ -99,8 +105,30 @@ def value_block(
             "gross_profit_per_unit", "Incremental gross profit per unit", profit_base, profit_scale
         ),
         _line("gross_profit", "Incremental gross profit", profit_base, n * profit_scale),
+    ]
+    if (cost_saving is None) != (combined is None):
+        raise ValueError("give cost_saving and combined together")
+    if cost_saving is not None:
+        lines += [
+            _line("cost_saved_per_unit", "Cost saved per unit", cost_saving, -1.0),
+            _line("cost_saved", "Cost saved", cost_saving, -float(n)),
+            _line(
+                "total_value_per_unit",
+                "Gross profit and cost saved per unit, together",
+                combined,
+                1.0,
+            ),
+        ]
+        profit_scale, profit_base = 1.0, combined
+        profit_source += f" plus the saving on {cost_saving.outcome!r}"
+    net_label = (
+        "Net value (gross profit − cost)"
+        if cost_saving is None
+        else "Net value (gross profit + cost saved − cost of the service)"
+    )
+    lines += [
         ValueLine("cost", "Cost of the service", cost, 0.0, cost, cost),
-        _line("net_value", "Net value (gross profit − cost)", profit_base, n * profit_scale, -cost),
+        _line("net_value", net_label, profit_base, n * profit_scale, -cost),
     ]
     net = lines[-1]
     if cost > 0:
