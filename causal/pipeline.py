@@ -91,7 +91,8 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         results = _estimate_all(spec, data, checks)
     primary = _primary(spec, results)
     with _timed(timings, "segments"):
-        segments = abtest.segment_effects(data, primary["outcome"], alpha=alpha)
+        survival = spec.outcome(primary["outcome"]).kind == "time_to_event"
+        segments = () if survival else abtest.segment_effects(data, primary["outcome"], alpha=alpha)
     power = tuple(
         abtest.power_row(r, alpha=alpha)
         for r in results
@@ -173,6 +174,11 @@ def _estimate_all(spec: Spec, data: Dataset, checks: list[CheckResult]) -> list[
 
     results = []
     for outcome in spec.outcomes:
+        if outcome.kind == "time_to_event":
+            from causal.designs.survival_run import survival_results
+
+            results.extend(survival_results(spec, data, outcome, checks))
+            continue
         for name in spec.estimator_names:
             try:
                 results.append(estimate(name, data, outcome.column, alpha=spec.alpha))
@@ -187,6 +193,8 @@ def _primary(spec: Spec, results: list[Result]) -> dict[str, str]:
     if spec.primary is not None:
         return {"outcome": spec.primary.outcome, "estimator": spec.primary.estimator}
     outcome = spec.value.outcome if spec.value else spec.outcomes[0].column
+    if spec.outcome(outcome).kind == "time_to_event":
+        return {"outcome": outcome, "estimator": "rmst_difference"}
     ran = {r.estimator for r in results if r.outcome == outcome}
     estimator = next((n for n in PRIMARY_PREFERENCE if n in ran), None)
     if estimator is None:

@@ -51,6 +51,8 @@ _NAMES = {
 def effect_plot(results: ExperimentResults, outcome: str, *, currency: str | None = None) -> Figure:
     """Each absolute estimator's effect on ``outcome`` with its confidence interval."""
     rows = [r for r in results.results if r.outcome == outcome and r.estimator not in _RELATIVE]
+    if any(r.estimator == "rmst_difference" for r in rows):  # churn and log-HR: other scales
+        rows = [r for r in rows if r.estimator == "rmst_difference"]
     labels = [_NAMES.get(r.estimator, r.estimator) for r in rows]
     unit = f" ({currency} per unit)" if currency else " (per unit)"
     fig = _forest(

@@ -383,8 +383,9 @@ def methods_html(res: ExperimentResults) -> str:
     design = res.experiment.get("design", "")
     items = []
     for name in used:
+        key = "churn_at" if name.startswith("churn_at_") else name  # one entry, any horizon
         title, what, assumptions, ref = METHODS.get(
-            f"{design}/{name}", METHODS.get(name, (name, "", "", ""))
+            f"{design}/{name}", METHODS.get(key, (name, "", "", ""))
         )
         items.append(
             f"<li><strong>{escape(title)}</strong> (<code>{escape(name)}</code>): "

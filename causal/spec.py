@@ -59,8 +59,19 @@ class Outcome(_Model):
     """One measured outcome of the analysis table."""
 
     column: str = Field(pattern=_IDENTIFIER, description="Column of the analysis table.")
-    kind: Literal["continuous", "binary", "count", "cost"] = Field(
-        "continuous", description="cost: money spent per unit (repair cost…); a decrease is value."
+    kind: Literal["continuous", "binary", "count", "cost", "time_to_event"] = Field(
+        "continuous",
+        description="cost: money spent per unit (a decrease is value); time_to_event: the "
+        "column is a duration, censored where the 'event' column is 0.",
+    )
+    event: str | None = Field(
+        None, pattern=_IDENTIFIER, description="time_to_event: 0/1 column, 1 = the event happened."
+    )
+    rmst_horizon: float | None = Field(
+        None, gt=0, description="time_to_event: horizon of the restricted mean survival time."
+    )
+    churn_horizons: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list, description="time_to_event: times at which churn is compared."
     )
     direction: Literal["increase", "decrease"] | None = Field(
         None,
@@ -78,6 +89,21 @@ class Outcome(_Model):
     @property
     def good_direction(self) -> str:
         return self.direction or ("decrease" if self.kind == "cost" else "increase")
+
+    @model_validator(mode="after")
+    def _time_to_event_fields(self) -> Outcome:
+        survival = (self.event, self.rmst_horizon)
+        if self.kind == "time_to_event" and None in survival:
+            raise ValueError(
+                f"{self.column}: a time_to_event outcome needs 'event' (the 0/1 event column) "
+                "and 'rmst_horizon' (the horizon of the restricted mean survival time)"
+            )
+        if self.kind != "time_to_event" and (survival != (None, None) or self.churn_horizons):
+            raise ValueError(
+                f"{self.column}: event, rmst_horizon and churn_horizons belong to kind "
+                "time_to_event"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cost_goes_down(self) -> Outcome:
