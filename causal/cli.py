@@ -1,4 +1,4 @@
-"""Command line: ``causal run | validate | schema | list | simulate``.
+"""Command line: ``causal run | track | validate | schema | list | simulate``.
 
 Imports are lazy so ``causal --help`` answers at once. Errors in the user's spec or data print
 one or two lines, without a traceback (``--debug`` shows it), and exit with code 2.
@@ -135,6 +135,22 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
     report.set_defaults(handler=_report, command="report")
 
+    track = sub.add_parser(
+        "track",
+        help="look at a running pilot: confidence sequences, decision, history",
+        description="Compute every look of the spec's tracking block (units assigned and events "
+        "observed by each look date), with anytime-valid confidence sequences, the sample "
+        "ratio and a decision line; record the looks append-only in DIR/NAME/track/ and write "
+        "the tracking report to DIR/NAME/tracking/.",
+    )
+    track.add_argument("spec", type=Path, help="experiment spec with a tracking block")
+    track.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR")
+    track.add_argument(
+        "--as-of", type=_iso_date, default=None, metavar="DATE", help="one look at DATE"
+    )
+    track.add_argument("--no-report", action="store_true", help="record the looks only")
+    track.set_defaults(handler=_track, command="track")
+
     simulate = sub.add_parser(
         "simulate",
         help="write a bundled simulator's data silos as files",
@@ -155,6 +171,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate, command="simulate")
     return parser
+
+
+def _iso_date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}; use YYYY-MM-DD") from None
+
+
+def _track(args: argparse.Namespace) -> int:
+    from causal.spec import load_spec
+    from causal.track_report import run_track
+
+    spec = load_spec(args.spec)
+    results, path, update = run_track(
+        spec, out=args.out, as_of=args.as_of, render=not args.no_report
+    )
+    line = results.tracking["lines"][-1]
+    print(f"look {line['look']} ({line['look_date']}, {line['units']:,} units): {line['decision']}")
+    print(
+        f"history: {len(update.added)} looks added, {len(update.unchanged)} unchanged, "
+        f"{len(update.revised)} revised"
+    )
+    print(f"report: {path}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -232,11 +232,22 @@ def _value(
         if saving is None or data is None:
             raise DesignError(f"value: no {estimator} estimate of {settings.cost_outcome!r}")
         combined = _combined_value(spec, data, estimator)
-    return value_block(
+    retention = total = None
+    extra = {}
+    if settings.retention is not None:
+        from causal.value_parts import bootstrap_total, retention_result
+
+        if data is None:
+            raise DesignError("value.retention needs the unit-level data")
+        retention, extra["retention"] = retention_result(spec, results)
+        total, extra["total"] = bootstrap_total(spec, data, estimator=estimator)
+    block = value_block(
         revenue,
         profit=profit,
         cost_saving=saving,
         combined=combined,
+        retention=retention,
+        total=total,
         gross_margin=settings.gross_margin,
         population=settings.population or population_default,
         cost_per_treated_unit=spec.intervention.cost_per_treated_unit,
@@ -246,6 +257,7 @@ def _value(
         if settings.population is None
         else "Rolled out to {n} units",
     )
+    return block | extra
 
 
 def _combined_value(spec: Spec, data: Dataset, estimator: str) -> Result:

@@ -68,6 +68,7 @@ def write_report(
         from causal.history import archive_previous
 
         archive_previous(out_dir, staging, current=results)
+        _keep_tracking(out_dir, staging)
         (staging / "results.json").write_text(results.to_json(), encoding="utf-8")
         _write_artifacts(results, staging, previous=out_dir)
         if render:
@@ -78,6 +79,16 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / ("index.html" if render else "results.json")
+
+
+def _keep_tracking(out_dir: Path, staging: Path) -> None:
+    """A tracked pilot's history (``track/``) and tracking report (``tracking/``) live inside
+    its report folder: carried over, or a `causal run` would delete them."""
+    from causal.track_history import carry_over
+
+    carry_over(out_dir, staging)
+    if (out_dir / "tracking").is_dir():
+        shutil.copytree(out_dir / "tracking", staging / "tracking", dirs_exist_ok=True)
 
 
 def _write_artifacts(results: ExperimentResults, staging: Path, *, previous: Path) -> None:

@@ -191,6 +191,8 @@ class ExperimentResults:
     # Horizons, surrogate index, NPS and the value of the service over time (A/B designs with
     # a long_term block); None otherwise.
     long_term: Mapping[str, Any] | None = None
+    # Every look of a tracked pilot (`causal track`); None otherwise.
+    tracking: Mapping[str, Any] | None = None
     # Files written beside results.json (e.g. the uplift design's scored customers), by file
     # name; not part of results.json, whose experiment block lists their names.
     artifacts: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -234,6 +236,7 @@ class ExperimentResults:
             "power": [dict(p) for p in self.power],
             "value": None if self.value is None else dict(self.value),
             "long_term": None if self.long_term is None else dict(self.long_term),
+            "tracking": None if self.tracking is None else dict(self.tracking),
             "checks": [c.to_dict() for c in self.checks],
             "provenance": dict(self.provenance),
         }
@@ -253,6 +256,7 @@ class ExperimentResults:
             value=data.get("value"),
             provenance=data.get("provenance", {}),
             long_term=data.get("long_term"),
+            tracking=data.get("tracking"),
         )
 
 

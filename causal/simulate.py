@@ -381,6 +381,7 @@ SIMULATORS: dict[str, Callable[..., SimulatedPilot]] = {
     "extended_warranty_long_term": _LazySimulator(
         "causal.simulate_long_term", "extended_warranty_long_term"
     ),
+    "remote_support_pilot": _LazySimulator("causal.simulate_support", "remote_support_pilot"),
 }
 
 

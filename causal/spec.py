@@ -31,6 +31,7 @@ from causal.designs.registry import (
 from causal.errors import SpecError
 from causal.spec_long_term import ClvDesign, LongTerm
 from causal.spec_observational import ObservationalDesign
+from causal.spec_tracking import Tracking
 from causal.spec_uplift import UpliftDesign
 
 DESIGNS = AVAILABLE_DESIGNS
@@ -262,6 +263,22 @@ class DataSpec(_Model):
         return self
 
 
+class Retention(_Model):
+    """Extra retained time (a time_to_event outcome's RMST gain) × margin per period."""
+
+    outcome: str = Field(description="A time_to_event outcome (its duration column).")
+    margin_per_period: float = Field(
+        gt=0, description="Margin one customer brings per period of the duration's unit."
+    )
+    periods_per_year: float = Field(
+        365.25, gt=0, description="Periods of the duration in a year (days: 365.25)."
+    )
+    annual_discount_rate: float = Field(0.0, ge=0, lt=1)
+    bootstrap_replications: int = Field(
+        500, ge=100, le=20_000, description="Bootstrap over units for the total's interval."
+    )
+
+
 class ValueSpec(_Model):
     """How effects become money."""
 
@@ -280,6 +297,9 @@ class ValueSpec(_Model):
         None,
         description="An outcome of kind cost whose decrease is money saved (A/B design), counted "
         "beside the gross profit from revenue.",
+    )
+    retention: Retention | None = Field(
+        None, description="Money from extra retained time (A/B design, time_to_event outcome)."
     )
 
     @model_validator(mode="after")
@@ -331,6 +351,9 @@ class Spec(_Model):
     long_term: LongTerm | None = Field(
         None, description="Horizons, surrogate index and NPS: value beyond the pilot's window."
     )
+    tracking: Tracking | None = Field(
+        None, description="How `causal track` looks at the running pilot (ab_test design)."
+    )
     report: ReportSpec = Field(default_factory=ReportSpec)
     seed: int = Field(0, ge=0)
 
@@ -361,6 +384,8 @@ class Spec(_Model):
             _check_uplift(self)
         if kind == "clv":
             _check_clv(self)
+        if self.tracking is not None and kind != "ab_test":
+            raise ValueError(f"tracking: `causal track` follows ab_test pilots, not {kind}")
         if self.long_term is not None and kind != "ab_test":
             raise ValueError(
                 f"long_term: horizons, surrogate index and NPS work with the ab_test design, "
@@ -380,6 +405,8 @@ class Spec(_Model):
             raise ValueError("outcomes: each column may appear once")
         if self.value is not None and self.value.cost_outcome is not None:
             _check_cost_outcome(self)
+        if self.value is not None and self.value.retention is not None:
+            _check_retention(self)
         if self.value is not None:
             for field in ("outcome", "profit_outcome", "cost_outcome"):
                 col = getattr(self.value, field)
@@ -452,6 +479,18 @@ def _check_uplift(spec: Spec) -> None:
     for column in (spec.unit, spec.treatment, spec.outcomes[0].column):
         if column in spec.design.features:
             raise ValueError(f"design.features: {column!r} is the unit, treatment or outcome")
+
+
+def _check_retention(spec: Spec) -> None:
+    column = spec.value.retention.outcome
+    match = [o for o in spec.outcomes if o.column == column]
+    if not match or match[0].kind != "time_to_event":
+        raise ValueError(
+            f"value.retention.outcome: {column!r} must be one of the outcomes, of kind "
+            "time_to_event"
+        )
+    if spec.design.kind != "ab_test":
+        raise ValueError("value.retention: retained time is counted for the ab_test design only")
 
 
 def _check_cost_outcome(spec: Spec) -> None:

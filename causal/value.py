@@ -50,6 +50,8 @@ def value_block(
     population_label: str = "Rolled out to {n} units",
     cost_saving: Result | None = None,
     combined: Result | None = None,
+    retention: Result | None = None,
+    total: Result | None = None,
 ) -> dict[str, Any]:
     """Turn a per-unit revenue effect into money for the population the service would reach.
 
@@ -71,6 +73,10 @@ def value_block(
         Optional, together: the effect on a cost outcome per unit (a decrease is money saved)
         and the same estimator's effect on ``margin × revenue − cost`` per unit, whose interval
         carries the covariance of the two; net value and ROI then count both.
+    retention, total
+        Optional, together: money per unit from extra retained time, and the per-unit total of
+        gross profit, cost saved and retention (a bootstrap over units, so its interval carries
+        their covariance); net value and ROI then count the total.
 
     Returns
     -------
@@ -121,10 +127,26 @@ def value_block(
         ]
         profit_scale, profit_base = 1.0, combined
         profit_source += f" plus the saving on {cost_saving.outcome!r}"
+    if (retention is None) != (total is None):
+        raise ValueError("give retention and total together")
+    if retention is not None:
+        lines = [line for line in lines if line.name != "total_value_per_unit"]
+        lines += [
+            _line(
+                "retained_margin_per_unit",
+                "Margin from customers kept longer, per unit",
+                retention,
+                1.0,
+            ),
+            _line("retained_margin", "Margin from customers kept longer", retention, float(n)),
+            _line("total_value_per_unit", "All parts together, per unit", total, 1.0),
+        ]
+        profit_scale, profit_base = 1.0, total
+        profit_source += " plus the margin of customers kept longer"
     net_label = (
         "Net value (gross profit − cost)"
-        if cost_saving is None
-        else "Net value (gross profit + cost saved − cost of the service)"
+        if cost_saving is None and retention is None
+        else "Net value (all parts − cost of the service)"
     )
     lines += [
         ValueLine("cost", "Cost of the service", cost, 0.0, cost, cost),
