@@ -72,7 +72,7 @@ def test_revenue_gained_and_cost_saved_apart_and_together(tmp_path):
     net = line(value, "net_value")
     n = value["population"]
     assert net["estimate"] == pytest.approx(n * both["estimate"] - n * 1.0, rel=1e-12)
-    assert "cost saved" in net["label"]
+    assert "all parts" in net["label"]
 
 
 def test_true_saving_and_total_inside_their_intervals_over_seeds(tmp_path):

@@ -7,7 +7,6 @@ the checks it adds (the surrogacy validation).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -327,7 +326,3 @@ def _numeric(table: pd.DataFrame, column: str, field: str) -> np.ndarray:
             f"{field}: column {column!r} must be numeric (got {table[column].dtype}); "
             "cast it in data.query"
         ) from None
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
