@@ -7,12 +7,9 @@ frozen :class:`Spec` or raises :class:`~causal.errors.SpecError` with the file, 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
-import types
-import typing
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +26,9 @@ from causal.designs.registry import (
     RELATIVE_ESTIMATORS,
 )
 from causal.errors import SpecError
+from causal.spec_checks import _check_clv, _check_cost_outcome, _check_retention, _check_uplift
+from causal.spec_designs import ABTestDesign, DidDesign, SyntheticControlDesign
+from causal.spec_help import _allowed_keys, _line_of, _suggest
 from causal.spec_long_term import ClvDesign, LongTerm
 from causal.spec_observational import ObservationalDesign
 from causal.spec_tracking import Tracking
@@ -113,97 +113,6 @@ class Outcome(_Model):
                 f"{self.column}: a cost outcome is good when it goes down; its direction "
                 "'increase' contradicts kind 'cost' (drop direction, or use kind continuous)"
             )
-        return self
-
-
-class ABTestDesign(_Model):
-    """A randomised pilot: units were split at random between service and no service."""
-
-    kind: Literal["ab_test"]
-    planned_treated_share: float | None = Field(
-        0.5,
-        gt=0,
-        lt=1,
-        description="Share the randomisation meant to treat; null when unknown (SRM is n/a).",
-    )
-    srm_alpha: float = Field(
-        0.001, gt=0, lt=1, description="p-value below which the sample-ratio check fails."
-    )
-    balance_threshold: float = Field(
-        0.1, gt=0, description="|standardised mean difference| above which balance warns."
-    )
-
-
-class Predictor(_Model):
-    """A predictor of the synthetic control: a column's mean over a window of pre-periods."""
-
-    column: str = Field(pattern=_IDENTIFIER, description="Column of the panel (outcome or other).")
-    start: int | float | date | None = Field(None, description="First period (default: first).")
-    end: int | float | date | None = Field(None, description="Last period (default: last pre).")
-
-
-class SyntheticControlDesign(_Model):
-    """One or a few units treated from a common start; the other units are the donor pool."""
-
-    kind: Literal["synthetic_control"]
-    time: str = Field(pattern=_IDENTIFIER, description="Period column (orderable).")
-    treated_units: list[str | int] = Field(min_length=1, description="Values of the unit column.")
-    treatment_start: int | float | date = Field(description="First treated period.")
-    exclude_donors: list[str | int] = Field(default_factory=list)
-    outcome_only: bool = Field(
-        True, description="Fit on pre-period outcomes (the paper's SC); false: ADH predictors."
-    )
-    predictors: list[Predictor] = Field(
-        default_factory=list, description="ADH predictors, used when outcome_only is false."
-    )
-    placebo_replications: int = Field(200, ge=20, description="Draws for the placebo SE.")
-    placebo_in_time: list[int | float | date] | None = Field(
-        None, description="Fake start periods for placebo-in-time (default: up to three)."
-    )
-
-    @model_validator(mode="after")
-    def _predictors_need_adh(self) -> SyntheticControlDesign:
-        if self.outcome_only and self.predictors:
-            raise ValueError("predictors are used only with outcome_only: false")
-        if not self.outcome_only and not self.predictors:
-            raise ValueError("outcome_only: false needs predictors (ADH synthetic control)")
-        return self
-
-
-class DidDesign(_Model):
-    """Difference-in-differences on a unit × period panel; adoption may be staggered."""
-
-    kind: Literal["did"]
-    time: str = Field(pattern=_IDENTIFIER, description="Period column (numbers or dates).")
-    first_treated: str | None = Field(
-        None,
-        pattern=_IDENTIFIER,
-        description="Column with each unit's first treated period (0 or null: never treated); "
-        "alternatively give the top-level 0/1 'treatment' column per unit-period.",
-    )
-    cluster: str | None = Field(
-        None, pattern=_IDENTIFIER, description="Cluster column for standard errors (default: unit)."
-    )
-    control_group: Literal["never_treated", "not_yet_treated"] = "never_treated"
-    base_period: Literal["varying", "universal"] = Field(
-        "varying", description="Callaway–Sant'Anna pre-period comparisons (as R `did`)."
-    )
-    method: Literal["dr", "ipw", "reg"] = Field(
-        "dr", description="Callaway–Sant'Anna with covariates: doubly robust, IPW or regression."
-    )
-    anticipation: int = Field(0, ge=0, description="Periods of anticipation before treatment.")
-    event_window: tuple[int, int] = Field(
-        (-4, 8), description="Event study leads and lags [lead, lag]; end points are binned."
-    )
-    bootstrap_replications: int = Field(
-        999, ge=0, description="Multiplier-bootstrap draws for uniform bands (0: none)."
-    )
-
-    @model_validator(mode="after")
-    def _window(self) -> DidDesign:
-        lead, lag = self.event_window
-        if lead > -2 or lag < 0:
-            raise ValueError("event_window: needs lead ≤ -2 and lag ≥ 0, e.g. [-4, 8]")
         return self
 
 
@@ -457,65 +366,6 @@ class Spec(_Model):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_uplift(spec: Spec) -> None:
-    """Top-level fields the uplift design replaces by its own."""
-    if spec.covariates or spec.segments:
-        raise ValueError(
-            "covariates and segments are not used by the uplift design; list the columns the "
-            "uplift may depend on under design.features"
-        )
-    if spec.estimators is not None:
-        raise ValueError("estimators: the uplift design compares design.learners instead")
-    if spec.value is not None:
-        raise ValueError(
-            "value: the uplift design prices its policy with design.money "
-            "(value_per_unit, cost_per_contact, currency)"
-        )
-    if len(spec.outcomes) != 1:
-        raise ValueError(
-            "outcomes: the uplift design models one outcome (the one the policy should raise); "
-            f"got {len(spec.outcomes)}"
-        )
-    for column in (spec.unit, spec.treatment, spec.outcomes[0].column):
-        if column in spec.design.features:
-            raise ValueError(f"design.features: {column!r} is the unit, treatment or outcome")
-
-
-def _check_retention(spec: Spec) -> None:
-    column = spec.value.retention.outcome
-    match = [o for o in spec.outcomes if o.column == column]
-    if not match or match[0].kind != "time_to_event":
-        raise ValueError(
-            f"value.retention.outcome: {column!r} must be one of the outcomes, of kind "
-            "time_to_event"
-        )
-    if spec.design.kind != "ab_test":
-        raise ValueError("value.retention: retained time is counted for the ab_test design only")
-
-
-def _check_cost_outcome(spec: Spec) -> None:
-    column = spec.value.cost_outcome
-    match = [o for o in spec.outcomes if o.column == column]
-    if match and match[0].kind != "cost":
-        raise ValueError(
-            f"value.cost_outcome: {column!r} is an outcome of kind {match[0].kind!r}; "
-            "declare it kind: cost (money spent per unit)"
-        )
-    if spec.design.kind != "ab_test":
-        raise ValueError("value.cost_outcome: costs saved are counted for the ab_test design only")
-
-
-def _check_clv(spec: Spec) -> None:
-    """The clv design reads a transaction log: unit = customer, first outcome = spend."""
-    if spec.covariates or spec.segments or spec.estimators is not None or spec.value is not None:
-        raise ValueError(
-            "covariates, segments, estimators and value are not used by the clv design; "
-            "its settings (margin, horizon, discount rate) are under design"
-        )
-    if len(spec.outcomes) != 1:
-        raise ValueError("outcomes: the clv design takes one outcome, the spend per transaction")
-
-
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the spec, for editors' autocompletion.
 
@@ -610,68 +460,3 @@ def _describe(exc: ValidationError, path: Path, node: yaml.Node | None) -> str:
     line = _line_of(node, loc)
     where = f"{path}:{line}" if line else str(path)
     return f"{where}: {field}: {what}{more}"
-
-
-def _suggest(word: str, options: typing.Iterable[str]) -> str:
-    options = list(options)
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; expected one of: {', '.join(options)}" if options else ""
-
-
-def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the model reached by following ``loc`` from ``model``."""
-    current: Any = model
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return []
-            current = field.annotation
-        else:  # list item or dict value: the element type
-            args = typing.get_args(current)
-            current = args[-1] if args else None
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap(tp: Any) -> Any:
-    """Strip Optional and Annotated so only the model or container remains."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [a for a in typing.get_args(tp) if a is not type(None)]
-            tp = members[0] if len(members) == 1 else tp
-            if len(members) != 1:
-                return tp
-        else:
-            return tp
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest YAML node on the path ``loc``."""
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if k.value == str(part)]
-            if not match:
-                break
-            key, node = match[0]
-            line = key.start_mark.line + 1
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
