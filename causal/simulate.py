@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from causal.errors import SpecError
+from causal.simulate_checks import start_date as start_date_of
 
 __all__ = [
     "ANALYSIS_QUERY",
@@ -199,13 +200,7 @@ def extended_warranty_pilot(
     # Negative effects would need thinning of the ordinary orders, not an added Poisson stream.
     if not (np.isfinite(effect_scale) and effect_scale >= 0):
         raise SpecError(f"effect_scale must be a finite number >= 0, got {effect_scale!r}")
-    try:
-        start = pd.Timestamp(start_date)
-    except (ValueError, TypeError):
-        start = pd.NaT
-    if pd.isna(start):  # pd.Timestamp(None) gives NaT instead of raising
-        raise SpecError(f"start_date is not a date: {start_date!r}")
-    start = start.normalize()
+    start = start_date_of(start_date)
 
     world = _warranty_world(n, n_treated, seed=seed, effect_scale=effect_scale, start=start)
     truth = world.average_effects(np.ones(n, dtype=bool))

@@ -14,6 +14,7 @@ from scipy.stats import poisson
 
 from causal.errors import SpecError
 from causal.simulate import REGIONS, SimulatedPilot
+from causal.simulate_checks import is_whole
 
 __all__ = ["city_free_delivery"]
 
@@ -45,9 +46,7 @@ def _whole(name: str, value: object, low: int, high: int | None = None, upto: st
     ``upto`` names the bound ``high`` comes from, for the message.
     """
     # Integral floats are accepted because command-line and YAML params may arrive as 4e1.
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer()
-    )
+    whole = is_whole(value)
     number = int(value) if whole else None
     if number is not None and low <= number and (high is None or number <= high):
         return number

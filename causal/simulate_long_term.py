@@ -19,14 +19,14 @@ past experiments alike, which the surrogates do not carry.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from causal.errors import SpecError
 from causal.simulate import SimulatedPilot
+from causal.simulate_checks import is_number, is_whole
+from causal.simulate_checks import start_date as start_date_of
 
 __all__ = [
     "DATA_CUT_MONTHS",
@@ -205,26 +205,20 @@ def extended_warranty_long_term(
             f"got {n_past_experiments!r}"
         )
     k_past = int(n_past_experiments)
-    if not (_is_number(treated_share) and 0.0 < treated_share < 1.0):
+    if not (is_number(treated_share) and 0.0 < treated_share < 1.0):
         raise SpecError(
             f"treated_share must be a number strictly between 0 and 1, got {treated_share!r}"
         )
-    if not (_is_number(surrogacy_violation) and 0.0 <= surrogacy_violation <= MAX_VIOLATION):
+    if not (is_number(surrogacy_violation) and 0.0 <= surrogacy_violation <= MAX_VIOLATION):
         raise SpecError(
             f"surrogacy_violation must be a number of EUR per month in [0, {MAX_VIOLATION:g}] "
             f"(0 = surrogacy holds), got {surrogacy_violation!r}"
         )
-    if not (_is_number(effect_scale) and 0.0 <= effect_scale <= MAX_EFFECT_SCALE):
+    if not (is_number(effect_scale) and 0.0 <= effect_scale <= MAX_EFFECT_SCALE):
         raise SpecError(
             f"effect_scale must be a number in [0, {MAX_EFFECT_SCALE:g}], got {effect_scale!r}"
         )
-    try:
-        start = pd.Timestamp(start_date)
-    except (ValueError, TypeError):
-        start = pd.NaT
-    if pd.isna(start):  # pd.Timestamp(None) gives NaT instead of raising
-        raise SpecError(f"start_date is not a date: {start_date!r}")
-    start = start.normalize()
+    start = start_date_of(start_date)
     violation = float(surrogacy_violation)
 
     rng = np.random.default_rng(seed)
@@ -539,19 +533,9 @@ def _observed_months(start: pd.Timestamp, enrol_day: np.ndarray) -> np.ndarray:
     return by_day[enrol_day]
 
 
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float | np.number)
-        and not isinstance(value, bool)
-        and bool(np.isfinite(value))
-    )
-
-
 def _whole(name: str, value: object, minimum: int) -> int:
     # Integral floats are accepted because command-line and YAML params may arrive as 2e4.
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    )
+    whole = is_whole(value)
     if not whole or int(value) < minimum:
         raise SpecError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)

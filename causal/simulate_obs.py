@@ -12,11 +12,12 @@ so adjusting for them identifies the effect, and the true effects are known exac
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.special import expit
 
 from causal.errors import SpecError
 from causal.simulate import UPLIFT, SimulatedPilot, _warranty_world
+from causal.simulate_checks import is_whole
+from causal.simulate_checks import start_date as start_date_of
 
 __all__ = ["warranty_buyers"]
 
@@ -78,10 +79,7 @@ def warranty_buyers(
     for name, value in (("selection", selection), ("effect_scale", effect_scale)):
         if not (np.isfinite(value) and value >= 0):
             raise SpecError(f"{name} must be a finite number >= 0, got {value!r}")
-    try:
-        start = pd.Timestamp(start_date).normalize()
-    except (ValueError, TypeError):
-        raise SpecError(f"start_date is not a date: {start_date!r}") from None
+    start = start_date_of(start_date)
 
     def buy(*, pre_revenue, segment, tenure, rng) -> np.ndarray:
         score = selection * (
@@ -118,9 +116,7 @@ def warranty_buyers(
 
 
 def _whole_customers(value: object) -> int:
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer()
-    )
+    whole = is_whole(value)
     if not whole or int(value) < 50:
         raise SpecError(f"n_customers must be a whole number >= 50, got {value!r}")
     return int(value)

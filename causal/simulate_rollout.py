@@ -18,6 +18,7 @@ import pandas as pd
 
 from causal.errors import SpecError
 from causal.simulate import SimulatedPilot
+from causal.simulate_checks import is_whole
 
 __all__ = ["remote_support_rollout", "truth_tables"]
 
@@ -58,9 +59,7 @@ REGION_RHO, REGION_SD = 0.5, 0.008
 def _whole(name: str, value: object, low: int, high: int | None = None, upto: str = "") -> int:
     """Return ``value`` as an int in ``low..high`` or raise a :class:`SpecError` naming it."""
     # Integral floats are accepted because command-line and YAML params may arrive as 6e2.
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer()
-    )
+    whole = is_whole(value)
     number = int(value) if whole else None
     if number is not None and low <= number and (high is None or number <= high):
         return number

@@ -35,6 +35,8 @@ from scipy import stats
 
 from causal.errors import SpecError
 from causal.simulate import SimulatedPilot
+from causal.simulate_checks import is_number, is_whole
+from causal.simulate_checks import start_date as start_date_of
 
 __all__ = ["METRICS", "remote_support_aa", "remote_support_pilot"]
 
@@ -195,13 +197,7 @@ def remote_support_pilot(
     _number("hazard_ratio", hazard_ratio, lambda v: 0 < v <= 5, "in (0, 5] (1 = no effect)")
     _number("accessory_lift", accessory_lift, lambda v: 0 <= v <= 5, "in [0, 5]")
     _number("experience_scale", experience_scale, lambda v: 0 <= v <= 2, "in [0, 2]")
-    try:
-        start = pd.Timestamp(start_date)
-    except (ValueError, TypeError):
-        start = pd.NaT
-    if pd.isna(start):  # pd.Timestamp(None) gives NaT instead of raising
-        raise SpecError(f"start_date is not a date: {start_date!r}")
-    start = start.normalize()
+    start = start_date_of(start_date)
     cr, hr, lift, xs = map(float, (cost_reduction, hazard_ratio, accessory_lift, experience_scale))
 
     rng = np.random.default_rng(seed)
@@ -551,16 +547,13 @@ def _truth(
 
 
 def _number(name: str, value: object, ok: Callable[[float], bool], what: str) -> None:
-    number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not (number and np.isfinite(value) and ok(float(value))):
+    if not (is_number(value) and ok(float(value))):
         raise SpecError(f"{name} must be a number {what}, got {value!r}")
 
 
 def _whole(name: str, value: object, minimum: int, maximum: int) -> int:
     # Integral floats are accepted because command-line and YAML params may arrive as 2e4.
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    )
+    whole = is_whole(value)
     if not whole or not minimum <= int(value) <= maximum:
         raise SpecError(f"{name} must be a whole number from {minimum} to {maximum}, got {value!r}")
     return int(value)

@@ -16,6 +16,8 @@ import pandas as pd
 
 from causal.errors import SpecError
 from causal.simulate import SimulatedPilot
+from causal.simulate_checks import is_number, is_whole
+from causal.simulate_checks import start_date as start_date_of
 
 __all__ = ["TYPES", "UPLIFT_QUERY", "remote_support_targeting"]
 
@@ -141,27 +143,21 @@ def remote_support_targeting(
     True
     """
     n = _whole_customers(n_customers)
-    if not (_is_number(treated_share) and 0.0 < treated_share < 1.0):
+    if not (is_number(treated_share) and 0.0 < treated_share < 1.0):
         raise SpecError(
             f"treated_share must be a number strictly between 0 and 1, got {treated_share!r}"
         )
-    if not (_is_number(dnd_share) and 0.0 <= dnd_share < 1.0):
+    if not (is_number(dnd_share) and 0.0 <= dnd_share < 1.0):
         raise SpecError(
             f"dnd_share (the share of do-not-disturb customers) must be a number in [0, 1), "
             f"got {dnd_share!r}"
         )
-    if not (_is_number(effect_scale) and 0.0 <= effect_scale <= MAX_EFFECT_SCALE):
+    if not (is_number(effect_scale) and 0.0 <= effect_scale <= MAX_EFFECT_SCALE):
         raise SpecError(
             f"effect_scale must be a number in [0, {MAX_EFFECT_SCALE:g}] so that every "
             f"customer type's purchase probability stays in [0, 1], got {effect_scale!r}"
         )
-    try:
-        start = pd.Timestamp(start_date)
-    except (ValueError, TypeError):
-        start = pd.NaT
-    if pd.isna(start):  # pd.Timestamp(None) gives NaT instead of raising
-        raise SpecError(f"start_date is not a date: {start_date!r}")
-    start = start.normalize()
+    start = start_date_of(start_date)
 
     rng = np.random.default_rng(seed)
     features = _draw_features(rng, n)
@@ -347,19 +343,9 @@ def _type_probabilities(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return probs
 
 
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float | np.number)
-        and not isinstance(value, bool)
-        and bool(np.isfinite(value))
-    )
-
-
 def _whole_customers(value: object) -> int:
     # Integral floats are accepted because command-line and YAML params may arrive as 2e4.
-    whole = (isinstance(value, int | np.integer) and not isinstance(value, bool)) or (
-        isinstance(value, float) and value.is_integer()
-    )
+    whole = is_whole(value)
     if not whole or int(value) < MIN_CUSTOMERS:
         raise SpecError(
             f"n_customers must be a whole number >= {MIN_CUSTOMERS} (enough for both arms and "
