@@ -88,8 +88,7 @@ class SurrogateIndex(_Model):
 
     @property
     def source_sql(self) -> str:
-        text = self.historical.strip()
-        return f'SELECT * FROM "{text}"' if _is_identifier(text) else text
+        return query_of(self.historical)
 
 
 class Nps(_Model):
@@ -127,8 +126,7 @@ class LifetimeValue(_Model):
 
     @property
     def source_sql(self) -> str:
-        text = self.transactions.strip()
-        return f'SELECT * FROM "{text}"' if _is_identifier(text) else text
+        return query_of(self.transactions)
 
 
 class LongTerm(_Model):
@@ -182,7 +180,15 @@ class ClvDesign(_Model):
         return self
 
 
-def _is_identifier(text: str) -> bool:
+def query_of(text: str) -> str:
+    """A spec field that takes SQL or the name of one source: the name becomes its SELECT.
+
+    Examples
+    --------
+    >>> query_of(" orders "), query_of("SELECT 1")
+    ('SELECT * FROM "orders"', 'SELECT 1')
+    """
     import re
 
-    return re.fullmatch(_IDENTIFIER, text) is not None
+    text = text.strip()
+    return f'SELECT * FROM "{text}"' if re.fullmatch(_IDENTIFIER, text) else text

@@ -94,7 +94,6 @@ class Tracking(_Model):
 
     @property
     def source_sql(self) -> str:
-        import re
+        from causal.spec_long_term import query_of
 
-        text = self.events.strip()
-        return f'SELECT * FROM "{text}"' if re.fullmatch(_IDENTIFIER, text) else text
+        return query_of(self.events)
