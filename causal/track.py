@@ -79,7 +79,7 @@ def track_pilot(
     >>> pilot.lines["decision"].iloc[0]
     'keep running'
     """
-    from causal.data.dataset import load_dataset, run_query
+    from causal.data.dataset import load_dataset, require_columns, run_query
 
     if spec.tracking is None:
         raise SpecError(f"{spec.path}: no 'tracking' block; `causal track` needs one")
@@ -90,12 +90,17 @@ def track_pilot(
         from causal.designs.track_stats import check_units_stable
 
         check_units_stable(known_units, units[spec.unit].to_numpy().astype(str))
-    _require(units, [settings.assigned_at, *([settings.covariate] if settings.covariate else [])])
+    require_columns(
+        units,
+        [settings.assigned_at, *([settings.covariate] if settings.covariate else [])],
+        field="tracking",
+    )
     events = run_query(spec, settings.source_sql, what="tracking.events")
-    _require(
+    require_columns(
         events,
         [settings.event_unit, settings.event_time, settings.metric_column, settings.value_column],
-        where="tracking.events",
+        field="tracking.events",
+        where="events query",
     )
     assigned = pd.to_datetime(units[settings.assigned_at], errors="coerce")
     if assigned.isna().any():
@@ -210,15 +215,6 @@ def _lines(spec: Spec, table: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _require(table: pd.DataFrame, columns: list[str], *, where: str = "analysis table") -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"tracking: column {missing[0]!r} is not in the {where}; columns: "
-            f"{', '.join(map(str, table.columns))}"
-        )
 
 
 def summary_record(pilot: TrackedPilot) -> dict[str, Any]:

@@ -155,7 +155,7 @@ def validate_table(
     """
     if len(table) == 0:
         raise DataError("the analysis table is empty after data.query; check its joins and filters")
-    _require_columns(table, [unit, treatment, *outcomes, *covariates, *segments])
+    require_columns(table, [unit, treatment, *outcomes, *covariates, *segments])
     _check_unit(table, unit)
     table = table.copy()
     table[treatment] = _check_treatment(table[treatment], treatment)
@@ -192,14 +192,37 @@ def fingerprint(table: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _require_columns(table: pd.DataFrame, columns: list[str]) -> None:
+def require_columns(
+    table: pd.DataFrame,
+    columns: list[str],
+    *,
+    field: str | None = None,
+    where: str = "analysis table",
+) -> None:
+    """Raise a DataError naming the first of ``columns`` missing from ``table``, the spec
+    ``field`` that asked for it (when given) and the columns there are.
+
+    Examples
+    --------
+    >>> require_columns(pd.DataFrame({"a": [1]}), ["a"])
+    >>> require_columns(pd.DataFrame({"a": [1]}), ["b"], field="long_term.nps")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    causal.errors.DataError: long_term.nps: column 'b' is not in the analysis table ...
+    """
     absent = [c for c in dict.fromkeys(columns) if c not in table.columns]
-    if absent:
-        have = ", ".join(map(str, table.columns[:20]))
+    if not absent:
+        return
+    have = ", ".join(map(str, table.columns[:20]))
+    if field is None:
         raise DataError(
-            f"column {absent[0]!r} named in the spec is not in the analysis table "
+            f"column {absent[0]!r} named in the spec is not in the {where} "
             f"(columns: {have}); fix the spec or data.query"
         )
+    raise DataError(
+        f"{field}: column {absent[0]!r} is not in the {where} (columns: {have}); "
+        "fix the spec or data.query"
+    )
 
 
 def _check_unit(table: pd.DataFrame, unit: str) -> None:

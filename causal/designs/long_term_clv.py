@@ -25,18 +25,18 @@ def lifetime_value_difference(spec, data_table: pd.DataFrame, treatment: str, *,
     DataError
         A transaction's customer is not in the analysis table, or an arm has no transactions.
     """
-    from causal.data.dataset import run_query
+    from causal.data.dataset import require_columns, run_query
     from causal.designs.clv import clv_difference, summarise_transactions
     from causal.designs.clv_run import PERIOD_CODE, monthly_rate
 
     settings = spec.long_term.clv
     log = run_query(spec, settings.source_sql, what="long_term.clv.transactions")
-    for column in (settings.customer, settings.date_column, settings.amount):
-        if column not in log.columns:
-            raise DataError(
-                f"long_term.clv: column {column!r} is not in the transactions query; "
-                f"columns: {', '.join(map(str, log.columns))}"
-            )
+    require_columns(
+        log,
+        [settings.customer, settings.date_column, settings.amount],
+        field="long_term.clv",
+        where="transactions query",
+    )
     summary = summarise_transactions(
         log,
         customer=settings.customer,

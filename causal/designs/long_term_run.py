@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from causal.checks import CheckResult
-from causal.data.dataset import Dataset
+from causal.data.dataset import Dataset, require_columns
 from causal.errors import DataError
 from causal.spec import Spec
 from causal.spec_long_term import Horizons, LongTerm, SurrogateIndex
@@ -81,7 +81,11 @@ def _horizons(settings: Horizons, table: pd.DataFrame, treated: np.ndarray, spec
     from causal.designs.horizons import horizon_effects
 
     columns = list(settings.columns.values())
-    _require(table, [*columns, *([settings.followup] if settings.followup else [])], "horizons")
+    require_columns(
+        table,
+        [*columns, *([settings.followup] if settings.followup else [])],
+        field="long_term.horizons",
+    )
     values = np.column_stack([_numeric(table, c, "long_term.horizons") for c in columns])
     followup = None
     if settings.followup is not None:
@@ -124,7 +128,7 @@ def _surrogate(settings: SurrogateIndex, spec: Spec, table: pd.DataFrame, treatm
 def _nps(column: str, table: pd.DataFrame, treated: np.ndarray, spec: Spec, surrogate) -> dict:
     from causal.designs.nps import nps_difference
 
-    _require(table, [column], "long_term.nps")
+    require_columns(table, [column], field="long_term.nps")
     record = nps_difference(
         _numeric(table, column, "long_term.nps"), treated, column=column, alpha=spec.alpha
     ).to_dict()
@@ -135,7 +139,7 @@ def _nps(column: str, table: pd.DataFrame, treated: np.ndarray, spec: Spec, surr
 def _csat(column, satisfied_from, table, treated, spec: Spec, surrogate) -> dict:
     from causal.designs.nps import satisfied_share_difference
 
-    _require(table, [column], "long_term.csat")
+    require_columns(table, [column], field="long_term.csat")
     record = satisfied_share_difference(
         _numeric(table, column, "long_term.csat"),
         treated,
@@ -307,15 +311,6 @@ def _with_long_point(times, curve, cov, horizon, surrogate, table, treated, fx, 
         joint = to_totals @ both.covariance @ to_totals.T
     joint[k, k] = long.std_error**2
     return [*times, horizon], np.append(curve, long.estimate), joint
-
-
-def _require(table: pd.DataFrame, columns: list[str], field: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise DataError(
-            f"{field}: column {missing[0]!r} is not in the analysis table; add it to data.query "
-            f"(columns: {', '.join(map(str, table.columns[:12]))}…)"
-        )
 
 
 def _numeric(table: pd.DataFrame, column: str, field: str) -> np.ndarray:
