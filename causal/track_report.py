@@ -34,9 +34,10 @@ def run_track(
     from causal.track_history import load_changes, record_looks
 
     history = out / spec.name / "track"
-    pilot = track_pilot(spec, as_of=as_of, known_units=_known_units(history))
+    known = _known_units(history)
+    pilot = track_pilot(spec, as_of=as_of, known_units=known)
     update = record_looks(history, _history_rows(pilot))
-    _remember_units(history, pilot.unit_ids)
+    _remember_units(history, pilot.unit_ids, known=known)
     changes = load_changes(history)
     results = build_results(spec, pilot, changes=changes)
     notebook = resolve_notebook("tracking", design="ab_test", base_dir=spec.base_dir)
@@ -144,13 +145,14 @@ def _known_units(history: Path) -> np.ndarray | None:
     return pd.read_parquet(seen)["unit"].to_numpy().astype(str) if seen.is_file() else None
 
 
-def _remember_units(history: Path, unit_ids: np.ndarray) -> None:
-    """The units seen so far (written only when new ones came: re-runs leave it untouched)."""
-    seen = history / UNITS_FILE
+def _remember_units(history: Path, unit_ids: np.ndarray, *, known: np.ndarray | None) -> None:
+    """The units seen so far, written only when new ones came (re-runs leave it untouched);
+    ``known`` is what the file held, so it is not read twice."""
     ids = np.unique(np.asarray(unit_ids).astype(str))
-    if seen.is_file() and len(pd.read_parquet(seen)) == len(ids):
+    if known is not None and len(known) == len(ids):
         return
     history.mkdir(parents=True, exist_ok=True)
+    seen = history / UNITS_FILE
     tmp = history / f".{UNITS_FILE}.tmp"  # a dot-file: the history ignores leftovers
     pd.DataFrame({"unit": ids}).to_parquet(tmp, index=False)
     tmp.replace(seen)
