@@ -4,13 +4,12 @@ renders, the CLI validates, and bad transaction logs or settings exit 2 with a c
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.pipeline import analyse
 from causal.results import ExperimentResults
@@ -58,16 +57,6 @@ def test_groups_give_the_lifetime_value_of_what_separates_them(tmp_path):
     assert head.conf_low < 0 < head.conf_high
     diff = head.details["difference"]
     assert diff["treated"]["n_customers"] + diff["control"]["n_customers"] == 2357
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def _write(tmp_path: Path, log: pd.DataFrame, **design) -> Path:

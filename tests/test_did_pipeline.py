@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.pipeline import analyse
 from causal.results import ExperimentResults
@@ -140,16 +139,6 @@ def _tiny_panel(seed: int = 0) -> pd.DataFrame:
     table["d"] = ((table["g"] > 0) & (table["t"] >= table["g"])).astype(int)
     table["y"] = rng.normal(size=len(table)) + table["d"]
     return table
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

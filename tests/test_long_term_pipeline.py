@@ -6,13 +6,12 @@ turns the validation to warn, and bad input exits 2 with a clear message."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.pipeline import analyse
 from causal.results import ExperimentResults
@@ -101,16 +100,6 @@ def test_surrogacy_violated_by_design_turns_the_validation_to_warn(tmp_path):
 def test_same_spec_same_numbers(pilot):
     again = analyse(load_spec(SPEC))
     assert again.to_dict()["long_term"] == pilot.to_dict()["long_term"]
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def _mutated(tmp_path: Path, change) -> Path:

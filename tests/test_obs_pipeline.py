@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.pipeline import analyse
 from causal.results import ExperimentResults
@@ -172,16 +171,6 @@ def _write_project(tmp_path: Path, table: pd.DataFrame, query: str | None = None
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def _separating(t: pd.DataFrame) -> pd.DataFrame:

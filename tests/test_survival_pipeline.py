@@ -3,13 +3,12 @@ coefficient, lifelines' RMST), the report's survival section, and bad input exit
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.pipeline import analyse
 from causal.spec import load_spec
@@ -30,16 +29,6 @@ def test_rossi_spec_replicates_fox_and_lifelines():
     assert churn.estimate == pytest.approx(-0.0833, abs=1e-4)
     assert res.check("proportional_hazards").status == "warn"  # age and wexp, as Fox finds
     assert res.segments == ()
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def test_report_has_the_survival_section(tmp_path):

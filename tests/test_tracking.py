@@ -5,13 +5,12 @@ past look, and bad input exits 2 with a clear message."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.simulate import simulate
 from causal.spec import load_spec
@@ -46,16 +45,6 @@ def test_kpi_trends_by_arm(pilot):
     last = nps.iloc[-1]
     assert last["treated_mean"] > last["control_mean"]  # NPS points, promoters - detractors
     assert -100 <= last["control_mean"] <= 100
-
-
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_run import cli as _cli
 
 from causal.designs.uplift_metrics import qini_coefficient
 from causal.designs.uplift_run import SCORES_FILE, prepare, run_uplift, split_customers
@@ -142,16 +141,6 @@ def test_observational_data_estimate_the_propensity(tmp_path):
     run = run_uplift(spec)
     check = next(c for c in run["checks"] if c.name == "propensity")
     assert "inverse-propensity weights" in check.detail
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "causal.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def test_run_writes_the_scored_file_for_the_crm(tmp_path):
