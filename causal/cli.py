@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write results.json only, skip the notebook and HTML",
     )
+    _engine_options(run)
     run.set_defaults(handler=_run, command="run")
 
     validate = sub.add_parser(
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         "missing values counted). Writes nothing.",
     )
     validate.add_argument("spec", type=Path, help="experiment spec")
+    _engine_options(validate)
     validate.set_defaults(handler=_validate, command="validate")
 
     schema = sub.add_parser(
@@ -149,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         "--as-of", type=_iso_date, default=None, metavar="DATE", help="one look at DATE"
     )
     track.add_argument("--no-report", action="store_true", help="record the looks only")
+    _engine_options(track)
     track.set_defaults(handler=_track, command="track")
 
     simulate = sub.add_parser(
@@ -182,11 +185,36 @@ def _iso_date(text: str):
         raise argparse.ArgumentTypeError(f"not a date: {text!r}; use YYYY-MM-DD") from None
 
 
+def _engine_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default=None,
+        help="where the SQL runs (default: the spec's engine, else embedded duckdb); spark "
+        "needs the spark extra and Java 17",
+    )
+    command.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master: local[*] (default), spark://host:7077, yarn, or sc://host:15002 "
+        "for Spark Connect",
+    )
+
+
+def _load(args: argparse.Namespace):
+    from causal.spec import load_spec, with_engine
+
+    engine = args.engine
+    if engine is None and args.spark_master is not None:
+        engine = "spark"  # a master URL only means Spark
+    return with_engine(load_spec(args.spec), engine, args.spark_master)
+
+
 def _track(args: argparse.Namespace) -> int:
-    from causal.spec import load_spec
     from causal.track_report import run_track
 
-    spec = load_spec(args.spec)
+    spec = _load(args)
     results, path, update = run_track(
         spec, out=args.out, as_of=args.as_of, render=not args.no_report
     )
@@ -203,9 +231,8 @@ def _track(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from causal.pipeline import analyse
     from causal.report import resolve_notebook, write_report
-    from causal.spec import load_spec
 
-    spec = load_spec(args.spec)
+    spec = _load(args)
     notebook = None
     if not args.no_report:
         notebook = resolve_notebook(
@@ -232,9 +259,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from causal.data.dataset import load_dataset
-    from causal.spec import load_spec
 
-    spec = load_spec(args.spec)
+    spec = _load(args)
     if spec.design.kind == "synthetic_control":
         return _validate_panel(spec, args.spec)
     if spec.design.kind == "did":
@@ -245,7 +271,14 @@ def _validate(args: argparse.Namespace) -> int:
         return _validate_uplift(spec, args.spec)
     if spec.design.kind == "clv":
         return _validate_clv(spec, args.spec)
-    data = load_dataset(spec)
+    from causal.pipeline import pushdown_reason
+
+    if spec.engine.kind == "spark" and pushdown_reason(spec) is None:
+        from causal.pipeline_pushdown import summarize_spec  # the table stays in Spark
+
+        data = summarize_spec(spec)
+    else:
+        data = load_dataset(spec)
     missing = {c: n for c, n in data.missing.items() if n}
     print(f"{args.spec}: valid {spec.design.kind} spec {spec.name!r}")
     print(

@@ -28,6 +28,7 @@ from causal.designs.registry import (
 from causal.errors import SpecError
 from causal.spec_checks import _check_clv, _check_cost_outcome, _check_retention, _check_uplift
 from causal.spec_designs import ABTestDesign, DidDesign, SyntheticControlDesign
+from causal.spec_engine import EngineSpec
 from causal.spec_help import _allowed_keys, _line_of, _suggest
 from causal.spec_long_term import ClvDesign, LongTerm
 from causal.spec_observational import ObservationalDesign
@@ -264,6 +265,9 @@ class Spec(_Model):
         None, description="How `causal track` looks at the running pilot (ab_test design)."
     )
     report: ReportSpec = Field(default_factory=ReportSpec)
+    engine: EngineSpec = Field(
+        default_factory=EngineSpec, description="Where the SQL runs: duckdb (default) or spark."
+    )
     seed: int = Field(0, ge=0)
 
     _path: Path | None = PrivateAttr(default=None)
@@ -362,8 +366,34 @@ class Spec(_Model):
 
     def spec_hash(self) -> str:
         """SHA-256 of the validated spec's canonical JSON (independent of YAML layout)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # The engine changes where the SQL runs, not the analysis: same hash on DuckDB and Spark.
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"engine"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def with_engine(spec: Spec, kind: str | None, master: str | None = None) -> Spec:
+    """The spec with its engine replaced (the CLI's ``--engine`` / ``--spark-master``).
+
+    Examples
+    --------
+    >>> spec = load_spec("experiments/lalonde_nsw_experiment.yaml")
+    >>> with_engine(spec, "spark").engine.kind
+    'spark'
+    """
+    if kind is None and master is None:
+        return spec
+    settings = spec.engine.model_dump()
+    if kind is not None and kind != settings["kind"]:
+        settings = {"kind": kind}
+    if master is not None:
+        settings["master"] = master
+    try:
+        engine = EngineSpec(**settings)
+    except ValidationError as exc:
+        raise SpecError(f"--engine/--spark-master: {exc.errors()[0]['msg']}") from None
+    copy = spec.model_copy(update={"engine": engine})
+    copy._path = spec._path
+    return copy
 
 
 def json_schema() -> dict[str, Any]:

@@ -97,3 +97,32 @@ def tiny_experiment(tmp_path: Path) -> Project:
     proj.write_data()
     proj.write_spec()
     return proj
+
+
+SPARK_MASTER = "local[2]"
+
+
+def spark_unavailable() -> str | None:
+    """Why the `spark` tests cannot run here, or None. `make test` installs pyspark (the test
+    extra includes the spark extra) and CI has Java 17, so there they run."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[test]' brings the spark extra)"
+    if shutil.which("java") is None and not __import__("os").environ.get("JAVA_HOME"):
+        return "Java 17 is not installed (Spark runs in a JVM)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_engine():
+    """One local Spark for the whole run (starting it costs 6-15 s)."""
+    reason = spark_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from causal.data.spark_engine import SparkEngine
+
+    engine = SparkEngine(master=SPARK_MASTER)
+    yield engine
+    engine.close()

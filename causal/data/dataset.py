@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from causal.data.engine import DuckDBEngine, Engine
+from causal.data.engine import Engine, open_engine
 from causal.errors import DataError
 
 if TYPE_CHECKING:
@@ -88,12 +88,12 @@ def query_table(spec: Spec, *, engine: Engine | None = None) -> pd.DataFrame:
     (445, 11)
     """
     own_engine = engine is None
-    engine = engine or DuckDBEngine()
+    engine = engine or open_engine(spec)
     try:
         for name, source in spec.data.sources.items():
             engine.register(name, source, base_dir=spec.base_dir, seed=spec.seed)
         sql = spec.data.query or f'SELECT * FROM "{next(iter(spec.data.sources))}"'
-        table = engine.query(sql)
+        table = _query(engine, sql, field="data.query")
     finally:
         if own_engine:
             engine.close()
@@ -119,17 +119,25 @@ def run_query(spec: Spec, sql: str, *, what: str, engine: Engine | None = None) 
     185
     """
     own_engine = engine is None
-    engine = engine or DuckDBEngine()
+    engine = engine or open_engine(spec)
     try:
         for name, source in spec.data.sources.items():
             engine.register(name, source, base_dir=spec.base_dir, seed=spec.seed)
-        table = engine.query(sql)
+        table = _query(engine, sql, field=what)
     finally:
         if own_engine:
             engine.close()
     if len(table) == 0:
         raise DataError(f"{what}: the query returned no rows; check its table and filters")
     return table
+
+
+def _query(engine: Engine, sql: str, *, field: str) -> pd.DataFrame:
+    """The engine's result, with the spec field that holds the SQL named in any error."""
+    try:
+        return engine.query(sql)
+    except DataError as exc:
+        raise DataError(f"{field}: {exc}") from None
 
 
 def validate_table(

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from causal.data.dialect import rejected
 from causal.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from causal.spec import Source
+    from causal.spec import Source, Spec
 
 _FORMATS = {
     ".csv": "csv",
@@ -29,9 +30,16 @@ _FORMATS = {
 class Engine(Protocol):
     """What the designs may ask of a data engine."""
 
+    name: str  # "duckdb" or "spark": for messages and provenance, never for estimator logic
+
     def register(self, name: str, source: Source, *, base_dir: Path, seed: int) -> None: ...
 
     def query(self, sql: str) -> pd.DataFrame: ...
+
+    def create_view(self, name: str, sql: str, *, materialize: bool = False) -> None:
+        """Name the result of ``sql`` so later queries can read it; ``materialize`` keeps it
+        computed (in the engine, never on the driver) when several passes will read it."""
+        ...
 
     def close(self) -> None: ...
 
@@ -48,6 +56,8 @@ class DuckDBEngine:
     >>> int(engine.query("SELECT count(*) AS n FROM nsw").n[0])
     445
     """
+
+    name = "duckdb"
 
     def __init__(self) -> None:
         import duckdb
@@ -109,17 +119,59 @@ class DuckDBEngine:
                 f"data source {name!r}: DuckDB could not open it: {_first_line(exc)}"
             ) from None
 
+    @staticmethod
+    def quote(identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def register_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """Make a pandas frame a view (simulated data, tests)."""
+        self._con.register(name, frame)
+
     def query(self, sql: str) -> pd.DataFrame:
         try:
             return self._con.execute(sql).df()
         except self._duckdb.Error as exc:
-            raise DataError(
-                f"data.query failed in DuckDB: {_first_line(exc)}; fix the SQL in the spec"
-            ) from None
+            raise rejected("DuckDB", str(exc), sql) from None
+
+    def create_view(self, name: str, sql: str, *, materialize: bool = False) -> None:
+        kind = "TEMP TABLE" if materialize else "VIEW"
+        try:
+            self._con.execute(f"CREATE OR REPLACE {kind} {self.quote(name)} AS\n{sql}")
+        except self._duckdb.Error as exc:
+            # the statement has one line in front of the spec's SQL
+            raise rejected("DuckDB", _shift_line(str(exc), -1), sql) from None
 
     def close(self) -> None:
         self._con.close()
 
 
+def _shift_line(message: str, by: int) -> str:
+    import re
+
+    return re.sub(r"^LINE (\d+):", lambda m: f"LINE {int(m.group(1)) + by}:", message, flags=re.M)
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def open_engine(spec: Spec) -> Engine:
+    """The engine the spec asks for (``engine:``), DuckDB unless it says spark.
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> open_engine(load_spec("experiments/lalonde_nsw_experiment.yaml")).name
+    'duckdb'
+    """
+    settings = spec.engine
+    if settings.kind == "spark":
+        from causal.data.spark_engine import SparkEngine  # pyspark only when asked for
+
+        return SparkEngine(
+            settings.master,
+            connect_timeout=settings.connect_timeout_seconds,
+            max_collect_rows=settings.max_collect_rows,
+            config=dict(settings.config),
+        )
+    return DuckDBEngine()
