@@ -70,6 +70,10 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         from causal.designs.clv_run import run_clv
 
         return _analyse_panel(spec, run_clv, "Over {n} customers")
+    if data is None and spec.engine.kind == "spark" and pushdown_reason(spec) is None:
+        from causal.pipeline_pushdown import analyse_pushed_down
+
+        return analyse_pushed_down(spec)
     timings: dict[str, float] = {}
     with _timed(timings, "load_data"):
         data = data if data is not None else load_dataset(spec)
@@ -78,7 +82,7 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     alpha = spec.alpha
     with _timed(timings, "checks"):
         checks = [
-            _sample_ratio(spec, data),
+            _sample_ratio(spec, data.n_treated, data.n_units),
             guarded(
                 "covariate_balance",
                 abtest.balance_check,
@@ -119,6 +123,27 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
     )
 
 
+def pushdown_reason(spec: Spec) -> str | None:
+    """Why this A/B spec needs unit-level rows on the driver, or None when the engine's
+    aggregates suffice (every estimator, check, segment and the money from sums by arm).
+
+    Examples
+    --------
+    >>> from causal.spec import load_spec
+    >>> pushdown_reason(load_spec("experiments/extended_warranty_pilot.yaml")) is None
+    True
+    """
+    if spec.long_term is not None:
+        return "long_term (surrogate index, horizons) refits on unit-level rows"
+    if any(o.kind == "time_to_event" for o in spec.outcomes):
+        return "time-to-event outcomes (Kaplan-Meier, Cox) need unit-level rows"
+    if spec.value is not None and spec.value.cost_outcome is not None:
+        return "value.cost_outcome combines outcomes per unit"
+    if spec.value is not None and spec.value.retention is not None:
+        return "value.retention bootstraps over units"
+    return None
+
+
 def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentResults:
     """Designs whose runner does checks and estimators (panel, observational, uplift, clv)."""
     timings: dict[str, float] = {}
@@ -148,7 +173,7 @@ def _analyse_panel(spec: Spec, run_design, population_label: str) -> ExperimentR
     )
 
 
-def _sample_ratio(spec: Spec, data: Dataset) -> CheckResult:
+def _sample_ratio(spec: Spec, n_treated: int, n_units: int) -> CheckResult:
     from causal.designs.abtest import sample_ratio_check
 
     planned = spec.design.planned_treated_share
@@ -162,15 +187,18 @@ def _sample_ratio(spec: Spec, data: Dataset) -> CheckResult:
     return guarded(
         "sample_ratio",
         sample_ratio_check,
-        data.n_treated,
-        data.n_units - data.n_treated,
+        n_treated,
+        n_units - n_treated,
         planned_share=planned,
         alpha=spec.design.srm_alpha,
     )
 
 
-def _estimate_all(spec: Spec, data: Dataset, checks: list[CheckResult]) -> list[Result]:
-    from causal.designs.abtest import estimate
+def _estimate_all(spec: Spec, data, checks: list[CheckResult], *, estimate=None) -> list[Result]:
+    """Every estimator on every outcome; ``data`` is a Dataset, or the engine's summary with
+    ``estimate`` from :mod:`causal.designs.ab_moments`."""
+    if estimate is None:
+        from causal.designs.abtest import estimate
 
     results = []
     for outcome in spec.outcomes:
@@ -298,9 +326,17 @@ def _experiment_block(spec: Spec) -> dict:
     }
 
 
-def _provenance(spec: Spec, data_fingerprint: str, n_rows: int, timings: dict[str, float]) -> dict:
+def _provenance(
+    spec: Spec,
+    data_fingerprint: str,
+    n_rows: int,
+    timings: dict[str, float],
+    *,
+    computed: str = "rows",
+) -> dict:
     versions = {}
-    for package in PROVENANCE_PACKAGES:
+    packages = PROVENANCE_PACKAGES + (("pyspark",) if spec.engine.kind == "spark" else ())
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -314,6 +350,12 @@ def _provenance(spec: Spec, data_fingerprint: str, n_rows: int, timings: dict[st
         "n_rows": n_rows,
         "seed": spec.seed,
         "timings_seconds": {k: round(v, 4) for k, v in timings.items()},
+        "engine": {
+            "kind": spec.engine.kind,
+            "master": spec.engine.master,
+            # rows: the table came to Python; aggregates: only sums the engine computed did
+            "computed_from": computed,
+        },
     }
 
 

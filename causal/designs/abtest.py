@@ -259,6 +259,11 @@ def balance_check(data: Dataset, *, threshold: float = 0.1) -> CheckResult:
                 "smd": float(smd),
             }
         )
+    return balance_result(rows, threshold=threshold)
+
+
+def balance_result(rows: list[dict], *, threshold: float) -> CheckResult:
+    """The balance check's verdict on its per-covariate rows (also used by the engine path)."""
     worst_row = max(rows, key=lambda r: abs(r["smd"]))
     detail = (
         f"largest |SMD| {abs(worst_row['smd']):.3f} ({worst_row['covariate']}); "
@@ -294,8 +299,6 @@ def segment_effects(data: Dataset, outcome: str, *, alpha: float = 0.05) -> tupl
     The family for the Holm correction is every (segment column, level) pair of this outcome.
     ``details`` carries ``p_value_holm`` and Cochran's Q test that the segment effects are equal.
     """
-    from statsmodels.stats.multitest import multipletests
-
     found: list[tuple[str, object, Result]] = []
     for column in data.segments:
         levels = data.table[column].dropna()
@@ -306,10 +309,21 @@ def segment_effects(data: Dataset, outcome: str, *, alpha: float = 0.05) -> tupl
             if counts.get(0, 0) < 2 or counts.get(1, 0) < 2:
                 continue
             found.append((column, level, difference_in_means(sub, outcome, alpha=alpha)))
+    return segment_family(found, data.segments, outcome)
+
+
+def segment_family(
+    found: list[tuple[str, object, Result]], segments: tuple[str, ...], outcome: str
+) -> tuple[Result, ...]:
+    """Per-level differences in means → CATE results with Holm p-values and Cochran's Q (the
+    family is every (segment column, level) pair of this outcome). Shared by the row path and
+    the engine-aggregate path (:mod:`causal.designs.ab_moments`)."""
+    from statsmodels.stats.multitest import multipletests
+
     if not found:
         return ()
     holm = multipletests([r.p_value for *_, r in found], method="holm")[1]
-    q_tests = {c: _cochran_q([r for col, _, r in found if col == c]) for c in data.segments}
+    q_tests = {c: _cochran_q([r for col, _, r in found if col == c]) for c in segments}
     out = []
     for (column, level, r), p_holm in zip(found, holm, strict=True):
         q, p_q = q_tests[column]

@@ -72,9 +72,27 @@ def welch_difference(y: np.ndarray, treated: np.ndarray) -> WelchDifference:
         raise ValueError(f"each arm needs at least 2 units (treated {n1}, control {n0})")
     means = np.bincount(arm, weights=y, minlength=2)[:2] / np.array([n0, n1])
     squares = np.bincount(arm, weights=(y - means[arm]) ** 2, minlength=2)[:2]
-    m0, m1 = float(means[0]), float(means[1])
-    v1 = float(squares[1]) / (n1 - 1) / n1
-    v0 = float(squares[0]) / (n0 - 1) / n0
+    return welch_from_moments(
+        (n0, n1), (float(means[0]), float(means[1])), (float(squares[0]), float(squares[1]))
+    )
+
+
+def welch_from_moments(
+    n: tuple[int, int], mean: tuple[float, float], squares: tuple[float, float]
+) -> WelchDifference:
+    """Welch's difference from per-arm counts, means and centred sums of squares (control
+    first): what an engine's aggregates give without the rows.
+
+    Examples
+    --------
+    >>> round(welch_from_moments((3, 3), (2.0, 4.0), (2.0, 8.0)).std_error, 3)
+    1.291
+    """
+    (n0, n1), (m0, m1) = n, mean
+    if n1 < 2 or n0 < 2:
+        raise ValueError(f"each arm needs at least 2 units (treated {n1}, control {n0})")
+    v1 = squares[1] / (n1 - 1) / n1
+    v0 = squares[0] / (n0 - 1) / n0
     se = math.sqrt(v1 + v0)
     denom = v1**2 / (n1 - 1) + v0**2 / (n0 - 1)
     df = (v1 + v0) ** 2 / denom if denom > 0 else math.inf
