@@ -280,3 +280,14 @@ def test_did_spec_on_spark_brings_rows_and_gives_the_same_results(spark_engine):
     spark = analyse(on_spark(path))
     assert spark.provenance["engine"]["computed_from"] == "rows"
     assert_same_numbers(comparable(duck), comparable(spark))
+
+
+def test_validate_on_spark_summarises_in_the_engine(spark_engine, capsys):
+    from causal.cli import main
+
+    assert (
+        main(["validate", str(WARRANTY), "--engine", "spark", "--spark-master", SPARK_MASTER]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "analysis table: 40000 units, " in out
+    assert "missing values: none" in out
