@@ -81,27 +81,14 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
 
     alpha = spec.alpha
     with _timed(timings, "checks"):
-        checks = [
-            _sample_ratio(spec, data.n_treated, data.n_units),
-            guarded(
-                "covariate_balance",
-                abtest.balance_check,
-                data,
-                threshold=spec.design.balance_threshold,
-            ),
-            guarded("missing_values", abtest.missing_check, data),
-        ]
+        checks = ab_checks(spec, data, abtest)
     with _timed(timings, "estimators"):
         results = _estimate_all(spec, data, checks)
     primary = _primary(spec, results)
     with _timed(timings, "segments"):
         survival = spec.outcome(primary["outcome"]).kind == "time_to_event"
         segments = () if survival else abtest.segment_effects(data, primary["outcome"], alpha=alpha)
-    power = tuple(
-        abtest.power_row(r, alpha=alpha)
-        for r in results
-        if r.estimator in {"difference_in_means", primary["estimator"]}
-    )
+    power = power_rows(results, primary, alpha=alpha)
     value = _value(spec, results, primary, data=data) if spec.value is not None else None
     long_term = None
     if spec.long_term is not None:
@@ -121,6 +108,30 @@ def analyse(spec: Spec, data: Dataset | None = None) -> ExperimentResults:
         provenance=_provenance(spec, data.fingerprint, data.n_units, timings),
         long_term=long_term,
     )
+
+
+def ab_checks(spec: Spec, data, checks_from) -> list[CheckResult]:
+    """Sample ratio, covariate balance and missing values, from a Dataset with
+    :mod:`causal.designs.abtest` or from the engine's summary with
+    :mod:`causal.designs.ab_sums` (``checks_from``)."""
+    return [
+        _sample_ratio(spec, data.n_treated, data.n_units),
+        guarded(
+            "covariate_balance",
+            checks_from.balance_check,
+            data,
+            threshold=spec.design.balance_threshold,
+        ),
+        guarded("missing_values", checks_from.missing_check, data),
+    ]
+
+
+def power_rows(results: list[Result], primary: dict[str, str], *, alpha: float) -> tuple:
+    """Minimum detectable effects of the plain and the primary estimator."""
+    from causal.designs.abtest import power_row
+
+    keep = {"difference_in_means", primary["estimator"]}
+    return tuple(power_row(r, alpha=alpha) for r in results if r.estimator in keep)
 
 
 def pushdown_reason(spec: Spec) -> str | None:

@@ -8,7 +8,6 @@ equal the row path's (tests: to 1e-9), so results.json does not depend on the en
 
 from __future__ import annotations
 
-from causal.checks import guarded
 from causal.data.engine import open_engine
 from causal.errors import DataError
 from causal.results import ExperimentResults
@@ -27,16 +26,16 @@ def analyse_pushed_down(spec: Spec) -> ExperimentResults:
     >>> round(res.find(outcome="re78", estimator="difference_in_means").estimate, 2)
     1794.34
     """
-    from causal.designs import ab_sums as ab_moments
-    from causal.designs import abtest
+    from causal.designs import ab_sums
     from causal.pipeline import (
         _estimate_all,
         _experiment_block,
         _primary,
         _provenance,
-        _sample_ratio,
         _timed,
         _value,
+        ab_checks,
+        power_rows,
     )
 
     timings: dict[str, float] = {}
@@ -44,26 +43,13 @@ def analyse_pushed_down(spec: Spec) -> ExperimentResults:
         summary = summarize_spec(spec)
     alpha = spec.alpha
     with _timed(timings, "checks"):
-        checks = [
-            _sample_ratio(spec, summary.n_treated, summary.n_units),
-            guarded(
-                "covariate_balance",
-                ab_moments.balance_check,
-                summary,
-                threshold=spec.design.balance_threshold,
-            ),
-            guarded("missing_values", ab_moments.missing_check, summary),
-        ]
+        checks = ab_checks(spec, summary, ab_sums)
     with _timed(timings, "estimators"):
-        results = _estimate_all(spec, summary, checks, estimate=ab_moments.estimate)
+        results = _estimate_all(spec, summary, checks, estimate=ab_sums.estimate)
     primary = _primary(spec, results)
     with _timed(timings, "segments"):
-        segments = ab_moments.segment_effects(summary, primary["outcome"], alpha=alpha)
-    power = tuple(
-        abtest.power_row(r, alpha=alpha)
-        for r in results
-        if r.estimator in {"difference_in_means", primary["estimator"]}
-    )
+        segments = ab_sums.segment_effects(summary, primary["outcome"], alpha=alpha)
+    power = power_rows(results, primary, alpha=alpha)
     value = _value(spec, results, primary) if spec.value is not None else None
     return ExperimentResults(
         experiment=_experiment_block(spec),

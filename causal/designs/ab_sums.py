@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from causal.checks import CheckResult
+from causal.designs import abtest
 from causal.designs.ab_sums_sql import ABSummary
 from causal.designs.abtest import balance_result, missing_check, segment_family
 from causal.errors import DesignError
@@ -149,9 +150,7 @@ def estimate(name: str, summary: ABSummary, outcome: str, *, alpha: float = 0.05
     Traceback (most recent call last):
     causal.errors.DesignError: unknown A/B estimator 'bogus'; known: difference_in_means, ...
     """
-    if name not in ESTIMATORS:
-        raise DesignError(f"unknown A/B estimator {name!r}; known: {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[name](summary, outcome, alpha=alpha)
+    return abtest.estimate(name, summary, outcome, alpha=alpha, estimators=ESTIMATORS)
 
 
 def balance_check(summary: ABSummary, *, threshold: float = 0.1) -> CheckResult:

@@ -189,8 +189,16 @@ ESTIMATORS: dict[str, Estimator] = {
 }
 
 
-def estimate(name: str, data: Dataset, outcome: str, *, alpha: float = 0.05) -> Result:
-    """Run the A/B estimator registered under ``name``.
+def estimate(
+    name: str,
+    data: Dataset,
+    outcome: str,
+    *,
+    alpha: float = 0.05,
+    estimators: dict[str, Estimator] | None = None,
+) -> Result:
+    """Run the A/B estimator registered under ``name`` (in ``estimators``: this module's, or
+    :mod:`causal.designs.ab_sums`' for the engine's summary).
 
     Examples
     --------
@@ -198,9 +206,10 @@ def estimate(name: str, data: Dataset, outcome: str, *, alpha: float = 0.05) -> 
     Traceback (most recent call last):
     causal.errors.DesignError: unknown A/B estimator 'bogus'; known: difference_in_means, ...
     """
-    if name not in ESTIMATORS:
-        raise DesignError(f"unknown A/B estimator {name!r}; known: {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[name](data, outcome, alpha=alpha)
+    registry = ESTIMATORS if estimators is None else estimators
+    if name not in registry:
+        raise DesignError(f"unknown A/B estimator {name!r}; known: {', '.join(registry)}")
+    return registry[name](data, outcome, alpha=alpha)
 
 
 # --- checks -------------------------------------------------------------------------------
