@@ -175,3 +175,13 @@ def test_validation_does_not_mutate_the_callers_table():
     before = t.copy()
     validate_table(t, unit="id", treatment="d", outcomes={"y": "continuous"})
     pd.testing.assert_frame_equal(t, before)
+
+
+def test_sql_the_engine_cannot_finish_is_not_called_a_rejection():
+    """A disk or memory failure is not the user's SQL: the message says where to look."""
+    from causal.data.engine import DuckDBEngine
+
+    engine = DuckDBEngine()
+    with pytest.raises(DataError, match=r"^DuckDB failed while running the SQL: .*disk space"):
+        # an explicit error raised at run time, as a full disk would be
+        engine.query("SELECT error('IO Error: Could not write file')")

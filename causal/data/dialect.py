@@ -38,6 +38,33 @@ def rejected(engine: str, message: str, sql: str) -> DataError:
     return DataError(f"{engine} rejected the SQL{where}: {first}; fix the query in the spec")
 
 
+def failed(engine: str, message: str) -> DataError:
+    """A DataError for SQL the engine accepted but could not finish (disk, memory, a lost
+    executor): not the user's SQL, so the message says where to look instead.
+
+    Examples
+    --------
+    >>> str(failed("DuckDB", "IO Error: Could not write file")).split(";")[0]
+    'DuckDB failed while running the SQL: IO Error: Could not write file'
+    """
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return DataError(
+        f"{engine} failed while running the SQL: {first[:300]}; check free disk space and "
+        "memory (DuckDB spills to .tmp/ in the working folder) or the cluster's executors"
+    )
+
+
+def is_rejection(message: str) -> bool:
+    """DuckDB's parse, bind and catalog errors are about the SQL text; the rest are not.
+
+    Examples
+    --------
+    >>> is_rejection("Binder Error: column x not found"), is_rejection("IO Error: disk full")
+    (True, False)
+    """
+    return message.lstrip().startswith(("Parser Error", "Binder Error", "Catalog Error"))
+
+
 def run_spark_sql(spark, sql: str):
     """``spark.sql(sql)``, or its sqlglot translation when Spark rejects the DuckDB text."""
     from pyspark.errors import AnalysisException, ParseException

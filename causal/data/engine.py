@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from causal.data.dialect import rejected
+from causal.data.dialect import failed, is_rejection, rejected
 from causal.errors import DataError
 
 if TYPE_CHECKING:
@@ -131,6 +131,8 @@ class DuckDBEngine:
         try:
             return self._con.execute(sql).df()
         except self._duckdb.Error as exc:
+            if not is_rejection(str(exc)):
+                raise failed("DuckDB", str(exc)) from None
             raise rejected("DuckDB", str(exc), sql) from None
 
     def create_view(self, name: str, sql: str, *, materialize: bool = False) -> None:
@@ -138,6 +140,8 @@ class DuckDBEngine:
         try:
             self._con.execute(f"CREATE OR REPLACE {kind} {self.quote(name)} AS\n{sql}")
         except self._duckdb.Error as exc:
+            if not is_rejection(str(exc)):
+                raise failed("DuckDB", str(exc)) from None
             # the statement has one line in front of the spec's SQL
             raise rejected("DuckDB", _shift_line(str(exc), -1), sql) from None
 

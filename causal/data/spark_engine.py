@@ -108,7 +108,12 @@ class SparkEngine:
 
     def query(self, sql: str) -> pd.DataFrame:
         frame = self._sql(sql)
-        table = frame.limit(self.max_collect_rows + 1).toArrow()
+        try:
+            table = frame.limit(self.max_collect_rows + 1).toArrow()
+        except Exception as exc:  # pyspark raises many types for a job that dies; name it
+            from causal.data.dialect import failed
+
+            raise failed("Spark", str(exc)) from None
         if table.num_rows > self.max_collect_rows:
             raise DataError(
                 f"the query returns more than {self.max_collect_rows:,} rows, too many to bring "
